@@ -1,0 +1,34 @@
+"""`python scripts/backfill.py`: parse and validate settings, run the pipeline, map outcomes to exit codes."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from etl.report import EXIT_INTERRUPTED, EXIT_USAGE
+from etl.settings import ConfigError, resolve_settings
+
+
+def fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    return EXIT_USAGE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        settings = resolve_settings(argv)
+    except ConfigError as exc:
+        return fail(str(exc))
+    from etl.pipeline import run  # after validation: bad flags answer fast, before heavy imports
+
+    try:
+        return run(settings)
+    except ConfigError as exc:
+        return fail(str(exc))
+    except KeyboardInterrupt:
+        print("interrupted: re-run the same command to resume", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

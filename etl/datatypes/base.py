@@ -1,0 +1,182 @@
+"""What a data type declares, and the small parsing helpers every type shares.
+
+A data type module builds one `DataType`: its endpoint and how to fetch it (paging or
+not), how a response becomes rows, the Arrow schema of those rows in the raw zone, the
+natural key, the SQLite table, and the contract a row must meet to be loaded.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+import pyarrow as pa
+
+if TYPE_CHECKING:
+    from etl.client import NepseClient
+
+# Columns every raw-zone file carries besides the type's own.
+FETCHED_AT = "fetched_at"  # when we fetched the row (UTC, ISO 8601): newest wins on dedupe
+REJECT_REASON = "reject_reason"  # set at parse time when a value could not be read
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Company:
+    security_id: int
+    symbol: str
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class FetchWindow:
+    since: date
+    until: date
+
+
+@dataclass(frozen=True)
+class DataType:
+    name: str
+    table: str
+    schema: pa.Schema  # the type's own columns, in SQLite column order
+    natural_key: tuple[str, ...]
+    fetch: Callable[[NepseClient, Company, FetchWindow], Awaitable[Any]]
+    parse: Callable[[Any, Company], list[Row]]
+    # Polars expression giving the reason a row breaks the contract, or null when it is fine.
+    contract: Callable[[], pl.Expr]
+    incremental: bool = False  # fetch only the days after those already saved
+    key_includes_symbol: bool = True  # so each symbol's partition can be loaded on its own
+    calls_per_company: int = 1  # for --dry-run estimates
+
+    @property
+    def raw_schema(self) -> pa.Schema:
+        return self.schema.append(pa.field(FETCHED_AT, pa.string())).append(pa.field(REJECT_REASON, pa.string()))
+
+    @property
+    def columns(self) -> list[str]:
+        return self.schema.names
+
+    def sqlite_columns(self) -> list[tuple[str, str]]:
+        return [(item.name, sqlite_type(item.type)) for item in self.schema]
+
+
+def sqlite_type(arrow_type: pa.DataType) -> str:
+    if pa.types.is_integer(arrow_type):
+        return "INTEGER"
+    if pa.types.is_floating(arrow_type):
+        return "REAL"
+    return "TEXT"
+
+
+# ---- parsing helpers shared by the type modules
+
+_SPACES = re.compile(r"\s+")
+
+
+class ParseProblem(ValueError):
+    """A value that cannot be read: the row is kept and quarantined with this reason."""
+
+
+def clean_text(value: Any) -> str | None:
+    """Trim and fold runs of whitespace (NEPSE strings carry tabs and double spaces)."""
+    if value is None:
+        return None
+    text = _SPACES.sub(" ", str(value)).strip()
+    return text or None
+
+
+def to_float(value: Any, field_name: str) -> float | None:
+    """Numbers arrive as numbers or strings (sometimes with thousands separators)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, bool):
+        raise ParseProblem(f"{field_name} {value!r} is not a number")
+    if isinstance(value, (int, float)):
+        number = float(value)
+    else:
+        try:
+            number = float(str(value).replace(",", "").strip())
+        except ValueError:
+            raise ParseProblem(f"{field_name} {value!r} is not a number") from None
+    if not math.isfinite(number):
+        raise ParseProblem(f"{field_name} {value!r} is not a finite number")
+    return number
+
+
+def to_int(value: Any, field_name: str) -> int | None:
+    number = to_float(value, field_name)
+    if number is None:
+        return None
+    if not number.is_integer():
+        raise ParseProblem(f"{field_name} {value!r} is not a whole number")
+    return int(number)
+
+
+def to_iso_date(value: Any, field_name: str) -> str | None:
+    text = clean_text(value)
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text[:10]).isoformat()
+    except ValueError:
+        raise ParseProblem(f"{field_name} {value!r} is not a date") from None
+
+
+_FISCAL_YEAR = re.compile(r"^\s*(\d{4})\s*[/-]\s*(\d{2}|\d{4})\s*$")
+
+
+def fiscal_year(value: Any) -> str | None:
+    """Bikram Sambat fiscal year in the reports' form '2080/81' ('2079-2080' and '2080/2081' too)."""
+    text = clean_text(value)
+    if text is None:
+        return None
+    match = _FISCAL_YEAR.match(text)
+    if not match:
+        return text
+    return f"{match.group(1)}/{match.group(2)[-2:]}"
+
+
+def nested(record: Any, *path: str) -> Any:
+    """record[path[0]][path[1]]..., or None where any level is missing or null."""
+    for key in path:
+        if not isinstance(record, dict):
+            return None
+        record = record.get(key)
+    return record
+
+
+def parse_each(records: Iterable[Any], parse_one: Callable[[dict], Row | None], blank: Row) -> list[Row]:
+    """Parse every record; one that cannot be read becomes a row carrying its reason."""
+    rows: list[Row] = []
+    for record in records:
+        if not isinstance(record, dict):
+            rows.append({**blank, REJECT_REASON: f"record is a {type(record).__name__}, not an object"})
+            continue
+        try:
+            row = parse_one(record)
+        except ParseProblem as problem:
+            rows.append({**blank, REJECT_REASON: str(problem)})
+            continue
+        if row is not None:
+            rows.append(row)
+    return rows
+
+
+def required(*columns: str) -> list[pl.Expr]:
+    """Contract checks: each column must be present."""
+    return [pl.when(pl.col(column).is_null()).then(pl.lit(f"no {column}")) for column in columns]
+
+
+def non_negative(*columns: str) -> list[pl.Expr]:
+    return [pl.when(pl.col(column) < 0).then(pl.lit(f"negative {column}")) for column in columns]
+
+
+def first_reason(checks: list[pl.Expr]) -> pl.Expr:
+    """The first failing check's reason, after any reason recorded at parse time."""
+    return pl.coalesce([pl.col(REJECT_REASON), *checks])

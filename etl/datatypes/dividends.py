@@ -1,0 +1,87 @@
+"""Dividend declarations: one unpaged call per company, keyed on NEPSE's record id
+(a company can declare more than once in a fiscal year)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+
+from etl import api
+from etl.client import NepseClient, check_json_list
+from etl.datatypes.base import (
+    Company,
+    DataType,
+    FetchWindow,
+    Row,
+    clean_text,
+    first_reason,
+    fiscal_year,
+    nested,
+    non_negative,
+    parse_each,
+    required,
+    to_float,
+    to_int,
+)
+
+SCHEMA = pa.schema([
+    ("dividend_id", pa.int64()),
+    ("symbol", pa.string()),
+    ("fiscal_year", pa.string()),
+    ("cash_pct", pa.float64()),
+    ("bonus_pct", pa.float64()),
+    ("right_pct", pa.float64()),
+    ("headline", pa.string()),
+    ("published_at", pa.string()),  # the record's modifiedDate, Nepal local time
+    ("news_id", pa.int64()),
+    ("notice_id", pa.int64()),
+    ("remarks", pa.string()),
+    ("expiry_date", pa.string()),
+    ("security_id", pa.int64()),
+])
+
+
+async def fetch(client: NepseClient, company: Company, window: FetchWindow) -> list[Any]:
+    return await client.get_json(api.DIVIDENDS_PATH.format(id=company.security_id), validate=check_json_list)
+
+
+def parse(records: Any, company: Company) -> list[Row]:
+    def parse_one(record: dict) -> Row:
+        news = record.get("companyNews") or {}
+        notice = nested(news, "dividendsNotice") or {}
+        financial_year = notice.get("financialYear") or {}
+        return {
+            "dividend_id": to_int(record.get("id"), "id"),
+            "symbol": company.symbol,
+            "fiscal_year": fiscal_year(financial_year.get("fyNameNepali") or financial_year.get("fyName")),
+            "cash_pct": to_float(notice.get("cashDividend"), "cashDividend"),
+            "bonus_pct": to_float(notice.get("bonusShare"), "bonusShare"),
+            "right_pct": to_float(notice.get("rightShare"), "rightShare"),
+            "headline": clean_text(news.get("newsHeadline")),
+            "published_at": clean_text(record.get("modifiedDate")),
+            "news_id": to_int(news.get("id"), "companyNews.id"),
+            "notice_id": to_int(notice.get("id"), "dividendsNotice.id"),
+            "remarks": clean_text(notice.get("remarks")),
+            "expiry_date": clean_text(news.get("expiryDate")),
+            "security_id": company.security_id,
+        }
+
+    return parse_each(records, parse_one, {"symbol": company.symbol, "security_id": company.security_id})
+
+
+def contract() -> pl.Expr:
+    return first_reason([*required("dividend_id", "symbol"), *non_negative("cash_pct", "bonus_pct", "right_pct")])
+
+
+DIVIDENDS = DataType(
+    name="dividends",
+    table="dividends",
+    schema=SCHEMA,
+    natural_key=("dividend_id",),
+    fetch=fetch,
+    parse=parse,
+    contract=contract,
+    key_includes_symbol=False,
+)

@@ -1,0 +1,200 @@
+"""Extract: one process per data type, each an aiohttp event loop writing the raw zone.
+
+`run_type_job` is what the pool runs. Workers pull companies off a queue; each company
+is fetched whole (every page), parsed, and written as one atomic Parquet file, or not
+written at all. A company that still fails after the retries is recorded and the run
+goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+from loguru import logger
+
+from etl import datatypes
+from etl.budget import HostBudget
+from etl.client import NepseClient, StopRequested
+from etl.datatypes.base import FETCHED_AT, REJECT_REASON, Company, DataType, Row
+from etl.failures import FetchError
+from etl.logs import emit_event, install_child_logging
+from etl.plan import WorkItem, covered_until
+from etl.rawzone import RawZone, UnsafeSymbol, read_meta
+from etl.settings import Settings
+
+_WORKER: dict[str, Any] = {}
+
+
+@dataclass
+class TypeResult:
+    type_name: str
+    companies_total: int = 0
+    companies_ok: int = 0
+    companies_failed: int = 0
+    companies_skipped: int = 0
+    rows_fetched: int = 0
+    requests: int = 0
+    retries: int = 0
+    throttle_events: int = 0
+    auth_calls: int = 0
+    elapsed_s: float = 0.0
+    interrupted: bool = False
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        result = asdict(self)
+        result["achieved_rps"] = self.requests / self.elapsed_s if self.elapsed_s > 0 else 0.0
+        return result
+
+
+@dataclass(frozen=True)
+class TypeJob:
+    type_name: str
+    items: list[WorkItem]
+    skipped: int
+    settings: Settings
+    job_id: str
+    run_id: str
+
+
+# ---- the worker process
+
+
+def die_with_parent() -> None:
+    """Linux: have the kernel kill this process if the parent dies (e.g. SIGKILL), so no orphan
+    keeps fetching or writing after the run that started it is gone."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def init_worker(budget: HostBudget, log_queue: Any, stop_event: Any, parent_pid: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
+    die_with_parent()
+    if os.getppid() != parent_pid:
+        os._exit(1)
+    _WORKER.update(budget=budget, stop_event=stop_event)
+    install_child_logging(log_queue, label="extract")
+
+
+def run_type_job(job: TypeJob) -> dict[str, Any]:
+    budget: HostBudget = _WORKER["budget"]
+    stop_event = _WORKER["stop_event"]
+    logger.configure(extra={"type": job.type_name})
+    result = asyncio.run(extract_type(job, budget, stop_event.is_set))
+    return result.as_dict()
+
+
+# ---- the event loop
+
+
+async def extract_type(job: TypeJob, budget: HostBudget, stop_requested: Any) -> TypeResult:
+    data_type = datatypes.get(job.type_name)
+    zone = RawZone(job.settings.output)
+    result = TypeResult(job.type_name, companies_total=len(job.items) + job.skipped,
+                        companies_skipped=job.skipped)
+    emit_event("type_start", type=job.type_name, total=len(job.items), skipped=job.skipped, budget_rps=budget.max_rate)
+    started = time.monotonic()
+    queue: asyncio.Queue[WorkItem] = asyncio.Queue()
+    for item in job.items:
+        queue.put_nowait(item)
+    async with NepseClient(job.settings, budget, stop_check=stop_requested) as client:
+        workers = [asyncio.create_task(_worker(queue, client, data_type, zone, job, result))
+                   for _ in range(min(job.settings.concurrency, len(job.items)))]
+        await asyncio.gather(*workers)
+        stats = client.stats
+    result.requests, result.retries = stats.requests, stats.retries
+    result.throttle_events, result.auth_calls = stats.throttle_events, stats.auth_calls
+    result.elapsed_s = time.monotonic() - started
+    result.interrupted = bool(stop_requested())
+    emit_event("type_end", type=job.type_name, requests=result.requests, retries=result.retries,
+               throttle_events=result.throttle_events)
+    return result
+
+
+async def _worker(queue: asyncio.Queue[WorkItem], client: NepseClient, data_type: DataType, zone: RawZone,
+                  job: TypeJob, result: TypeResult) -> None:
+    while not queue.empty():
+        item = queue.get_nowait()
+        try:
+            rows = await fetch_company(client, data_type, zone, item, job)
+        except StopRequested:
+            return
+        except FetchError as error:
+            _record_failure(result, item.company, error.detail, error.attempts, client)
+        except (UnsafeSymbol, OSError, pa.ArrowException, ValueError, TypeError, KeyError) as error:
+            _record_failure(result, item.company, f"{type(error).__name__}: {error}", 1, client)
+        else:
+            result.companies_ok += 1
+            result.rows_fetched += rows
+            emit_event("company_done", type=job.type_name,
+                       symbol=item.company.symbol, rows=rows, requests=client.stats.requests,
+                       retries=client.stats.retries)
+
+
+def _record_failure(result: TypeResult, company: Company, reason: str, attempts: int, client: NepseClient) -> None:
+    result.companies_failed += 1
+    result.errors.append({"type": result.type_name, "symbol": company.symbol, "reason": reason,
+                          "attempts": attempts})
+    emit_event("company_failed", level="WARNING", type=result.type_name,
+               symbol=company.symbol, reason=reason, attempts=attempts, requests=client.stats.requests,
+               retries=client.stats.retries)
+
+
+async def fetch_company(client: NepseClient, data_type: DataType, zone: RawZone, item: WorkItem,
+                        job: TypeJob) -> int:
+    """Fetch, parse and atomically write one company's data; returns the rows fetched."""
+    path = zone.partition_path(data_type.name, item.company.symbol)  # check the symbol before fetching
+    records = await data_type.fetch(client, item.company, item.window)
+    rows = data_type.parse(records, item.company)
+    fetched_at = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    table = rows_to_table(rows, data_type, fetched_at)
+    meta: dict[str, Any] = {"type": data_type.name, "symbol": item.company.symbol,
+                            "security_id": item.company.security_id, "fetched_at": fetched_at,
+                            "run_id": job.run_id, "job_id": job.job_id}
+    if data_type.incremental:
+        table, meta = _merge_prices(path, table, meta, item)
+    zone.write(path, table, meta)
+    return len(rows)
+
+
+def rows_to_table(rows: list[Row], data_type: DataType, fetched_at: str) -> pa.Table:
+    schema = data_type.raw_schema
+    columns = {name: [row.get(name) for row in rows] for name in schema.names}
+    columns[FETCHED_AT] = [fetched_at] * len(rows)
+    columns[REJECT_REASON] = [row.get(REJECT_REASON) for row in rows]
+    return pa.Table.from_pydict(columns, schema=schema)
+
+
+def _merge_prices(path: Path, new: pa.Table, meta: dict[str, Any], item: WorkItem) -> tuple[pa.Table, dict]:
+    """Incremental prices: the new days join the days already saved, newest fetch winning."""
+    newest = pl.from_arrow(new.select(["business_date"])).get_column("business_date").max()
+    meta["covered_from"] = item.window.since.isoformat()
+    meta["covered_until"] = covered_until(item.window, newest).isoformat()
+    if path.exists():
+        try:
+            old = pq.read_table(path).replace_schema_metadata(None)
+            old_meta = read_meta(path) or {}
+            if old.schema.equals(new.schema):
+                combined = pl.from_arrow(pa.concat_tables([old, new]))
+                assert isinstance(combined, pl.DataFrame)
+                merged = combined.unique(subset=["symbol", "business_date"], keep="last", maintain_order=True)
+                new = merged.sort("business_date", descending=True).to_arrow().cast(new.schema)
+                meta["covered_from"] = min(meta["covered_from"], old_meta.get("covered_from", meta["covered_from"]))
+                meta["covered_until"] = max(meta["covered_until"], old_meta.get("covered_until", ""))
+        except (OSError, pa.ArrowException) as exc:
+            logger.warning(f"could not merge with {path} ({exc}); replacing it with the new window")
+    return new, meta

@@ -1,0 +1,95 @@
+"""Every way a request can go wrong, classified once.
+
+`OUTCOMES` is the one table that maps what happened to what we do about it; the
+client's retry loop and the host rate controller both read it and nothing else.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from dataclasses import dataclass
+
+
+class Action(enum.Enum):
+    TRANSIENT = "transient"  # retry after a backoff
+    THROTTLED = "throttled"  # retry after a backoff, and slow the whole host down
+    AUTH = "auth"  # re-prove the token once, then retry
+    TERMINAL = "terminal"  # no retry: record the failure and move on
+
+
+OUTCOMES: dict[str, Action] = {
+    "http_400": Action.TERMINAL,
+    "http_401": Action.AUTH,
+    "http_403": Action.TERMINAL,
+    "http_404": Action.TERMINAL,
+    "http_429": Action.THROTTLED,
+    "http_4xx": Action.TERMINAL,
+    "http_5xx": Action.TRANSIENT,
+    "bad_token_500": Action.AUTH,  # NEPSE answers a stale token with 500 "invalid JWE header"
+    "disconnected": Action.TRANSIENT,
+    "connection_error": Action.TRANSIENT,
+    "timeout": Action.TRANSIENT,
+    "empty_body": Action.TRANSIENT,
+    "bad_json": Action.TRANSIENT,
+    "bad_shape": Action.TRANSIENT,
+    "inconsistent_page": Action.TRANSIENT,
+    "tls_error": Action.TERMINAL,
+    "body_too_large": Action.TERMINAL,
+    "too_many_pages": Action.TERMINAL,
+}
+
+# Outcomes that say "the server is struggling": a burst of them counts as throttling.
+STRAIN_SIGNALS = frozenset(name for name, action in OUTCOMES.items() if action is Action.TRANSIENT)
+
+
+def status_outcome(status: int, body_text: str = "") -> str:
+    """The OUTCOMES key for an HTTP error status."""
+    if status == 500 and "JWE" in body_text:
+        return "bad_token_500"
+    specific = f"http_{status}"
+    if specific in OUTCOMES:
+        return specific
+    return "http_5xx" if status >= 500 else "http_4xx"
+
+
+class FetchError(Exception):
+    """A request that did not produce usable data; `outcome` is a key of OUTCOMES."""
+
+    def __init__(self, outcome: str, detail: str, *, status: int | None = None,
+                 retry_after: float | None = None, attempts: int = 1) -> None:
+        super().__init__(detail)
+        if outcome not in OUTCOMES:
+            raise KeyError(f"unclassified outcome {outcome!r}")
+        self.outcome = outcome
+        self.detail = detail
+        self.status = status
+        self.retry_after = retry_after
+        self.attempts = attempts
+
+    @property
+    def action(self) -> Action:
+        return OUTCOMES[self.outcome]
+
+    def describe(self) -> str:
+        """One line for the summary, e.g. 'HTTP 502 after 5 attempts'."""
+        noun = "attempt" if self.attempts == 1 else "attempts"
+        return f"{self.detail} after {self.attempts} {noun}"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 6
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+
+    def should_retry(self, error: FetchError, attempt: int) -> bool:
+        return error.action is not Action.TERMINAL and attempt < self.max_attempts
+
+    def wait_seconds(self, error: FetchError, attempt: int, rng: random.Random) -> float:
+        """Exponential backoff with full jitter; never sooner than the server's Retry-After."""
+        ceiling = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))
+        wait = rng.uniform(0, ceiling)
+        if error.retry_after is not None:
+            wait = max(wait, error.retry_after)
+        return wait

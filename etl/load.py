@@ -1,0 +1,278 @@
+"""Load: raw-zone Parquet -> contract check -> dedupe on the natural key -> SQLite upsert.
+
+Each table is committed in one transaction. The upsert only rewrites a row whose
+values changed, so counting SQLite's changes gives new / updated / unchanged, and a
+second load of the same files writes nothing. Rows that break a type's contract go to
+the `quarantine` table with their reason; files that are not ours go to
+`<output>/quarantine/files/`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+from loguru import logger
+
+from etl.datatypes.base import FETCHED_AT, REJECT_REASON, DataType
+from etl.rawzone import RawZone
+from etl.settings import ConfigError
+
+APPLICATION_ID = 0x4E455053  # "NEPS": marks a database as ours
+SQLITE_HEADER = b"SQLite format 3\x00"
+FILES_PER_BATCH = 200  # bounds memory: a batch of companies at a time where the key allows it
+_REASON = "_reason"
+
+
+@dataclass
+class LoadCounts:
+    files: int = 0
+    rows_read: int = 0
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    quarantined: int = 0
+    bad_files: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class DatabaseNotUsable(ConfigError):
+    """The database is locked, corrupt or belongs to something else."""
+
+
+# ---- the database
+
+
+def open_database(path: Path) -> sqlite3.Connection:
+    """Open (creating if needed) our SQLite database; refuse one that is not ours."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and path.stat().st_size > 0:
+        with open(path, "rb") as handle:
+            if handle.read(16) != SQLITE_HEADER:
+                raise DatabaseNotUsable(f"{path} is not an SQLite database; move it away or choose another --output")
+    try:
+        connection = sqlite3.connect(path, timeout=5.0, isolation_level=None)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        _claim(connection, path)
+    except sqlite3.OperationalError as exc:
+        raise _usable_error(exc, path) from None
+    except sqlite3.DatabaseError as exc:
+        message = f"{path} cannot be read as SQLite ({exc}); move it away or choose another --output"
+        raise DatabaseNotUsable(message) from None
+    return connection
+
+
+def _usable_error(exc: sqlite3.Error, path: Path) -> DatabaseNotUsable:
+    if "locked" in str(exc) or "busy" in str(exc):
+        return DatabaseNotUsable(f"{path} is locked by another program; close it (or wait) and run again")
+    return DatabaseNotUsable(f"{path}: {exc}; check the file and its permissions")
+
+
+def _claim(connection: sqlite3.Connection, path: Path) -> None:
+    application_id = connection.execute("PRAGMA application_id").fetchone()[0]
+    if application_id == APPLICATION_ID:
+        return
+    tables = connection.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+    if application_id != 0 or tables:
+        raise DatabaseNotUsable(f"{path} is an SQLite database that nepse-etl did not create; "
+                                "choose another --output or move the file away")
+    connection.execute(f"PRAGMA application_id={APPLICATION_ID}")
+
+
+def ensure_table(connection: sqlite3.Connection, data_type: DataType) -> None:
+    columns = data_type.sqlite_columns()
+    key = data_type.natural_key
+    if len(key) == 1 and dict(columns)[key[0]] == "INTEGER":
+        definitions = [f"{name} {kind} PRIMARY KEY" if name == key[0] else f"{name} {kind}" for name, kind in columns]
+    else:
+        definitions = [f"{name} {kind}" for name, kind in columns] + [f"PRIMARY KEY ({', '.join(key)})"]
+    if data_type.name == "securities":
+        definitions.append("UNIQUE (symbol)")
+    connection.execute(f"CREATE TABLE IF NOT EXISTS {data_type.table} ({', '.join(definitions)})")
+    present = {row[1] for row in connection.execute(f"PRAGMA table_info({data_type.table})")}
+    for name, kind in columns:
+        if name not in present:  # a column added in a later version of the type
+            connection.execute(f"ALTER TABLE {data_type.table} ADD COLUMN {name} {kind}")
+
+
+def ensure_quarantine_table(connection: sqlite3.Connection) -> None:
+    connection.execute(
+        "CREATE TABLE IF NOT EXISTS quarantine (data_type TEXT NOT NULL, record_hash TEXT NOT NULL, "
+        "symbol TEXT, reason TEXT NOT NULL, record TEXT NOT NULL, source TEXT, first_seen TEXT, "
+        "PRIMARY KEY (data_type, record_hash))"
+    )
+
+
+def upsert_sql(data_type: DataType) -> str:
+    table, columns, key = data_type.table, data_type.columns, data_type.natural_key
+    others = [column for column in columns if column not in key]
+    assignments = ", ".join(f"{column} = excluded.{column}" for column in others)
+    changed = " OR ".join(f"{table}.{column} IS NOT excluded.{column}" for column in others)
+    placeholders = ", ".join("?" for _ in columns)
+    return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders}) "
+            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {assignments} WHERE {changed}")
+
+
+# ---- reading the raw zone
+
+
+def _normalise(table: pa.Table, data_type: DataType) -> pl.DataFrame:
+    """Bring a file written by any version of us to the type's raw schema; a value that will not
+    cast becomes null with a reject reason rather than failing the whole file."""
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    target = pl.DataFrame(schema=pl.from_arrow(data_type.raw_schema.empty_table()).schema)
+    columns: list[pl.Expr] = []
+    problems: list[pl.Expr] = []
+    for name, dtype in target.schema.items():
+        if name not in frame.columns:
+            columns.append(pl.lit(None, dtype=dtype).alias(name))
+            continue
+        cast = pl.col(name).cast(dtype, strict=False)
+        columns.append(cast.alias(name))
+        if frame.schema[name] != dtype:
+            problems.append(pl.when(pl.col(name).is_not_null() & cast.is_null())
+                            .then(pl.lit(f"unparseable {name}")))
+    normalised = frame.select(columns + [pl.coalesce(problems).alias("_cast_problem")] if problems else columns)
+    if problems:
+        normalised = normalised.with_columns(
+            pl.coalesce([pl.col(REJECT_REASON), pl.col("_cast_problem")]).alias(REJECT_REASON)
+        ).drop("_cast_problem")
+    return normalised
+
+
+def _read_file(path: Path, data_type: DataType, zone: RawZone, counts: LoadCounts) -> pl.DataFrame | None:
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        return _quarantine_file(path, f"not a readable Parquet file: {exc}", zone, counts)
+    missing = [column for column in data_type.natural_key if column not in table.column_names]
+    if missing:
+        return _quarantine_file(path, f"not a {data_type.name} file: no column {', '.join(missing)}", zone, counts)
+    table = table.replace_schema_metadata(None)
+    if table.schema.equals(data_type.raw_schema):
+        frame = pl.from_arrow(table)
+        assert isinstance(frame, pl.DataFrame)
+        return frame
+    return _normalise(table, data_type)
+
+
+def _quarantine_file(path: Path, reason: str, zone: RawZone, counts: LoadCounts) -> None:
+    target = zone.quarantine(path, reason)
+    counts.bad_files.append(str(path))
+    logger.warning(f"quarantined {path}: {reason} (moved to {target})")
+    return None
+
+
+def _batches(paths: list[Path], data_type: DataType) -> Iterator[list[Path]]:
+    if not data_type.key_includes_symbol:
+        yield paths  # the key spans companies: dedupe needs every file at once
+        return
+    for start in range(0, len(paths), FILES_PER_BATCH):
+        yield paths[start:start + FILES_PER_BATCH]
+
+
+def _split(frame: pl.DataFrame, data_type: DataType) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(rows that meet the contract, deduplicated newest-first; rows that do not)."""
+    checked = frame.with_columns(data_type.contract().alias(_REASON))
+    bad = checked.filter(pl.col(_REASON).is_not_null())
+    good = (checked.filter(pl.col(_REASON).is_null())
+            .sort(FETCHED_AT, nulls_last=False, maintain_order=True)
+            .unique(subset=list(data_type.natural_key), keep="last", maintain_order=True))
+    return good, bad
+
+
+# ---- writing
+
+
+def _write_quarantine(connection: sqlite3.Connection, data_type: DataType, bad: pl.DataFrame) -> None:
+    if bad.is_empty():
+        return
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    rows = []
+    for record in bad.drop(FETCHED_AT).to_dicts():
+        reason = record.pop(_REASON)
+        record.pop(REJECT_REASON, None)
+        text = json.dumps(record, sort_keys=True, default=str)
+        digest = hashlib.sha1(f"{reason}|{text}".encode()).hexdigest()
+        rows.append((data_type.name, digest, record.get("symbol"), reason, text, None, now))
+    connection.executemany("INSERT OR IGNORE INTO quarantine VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def _upsert(connection: sqlite3.Connection, data_type: DataType, good: pl.DataFrame, counts: LoadCounts) -> None:
+    if good.is_empty():
+        return
+    count_sql = f"SELECT count(*) FROM {data_type.table}"
+    rows_before = connection.execute(count_sql).fetchone()[0]
+    changes_before = connection.total_changes
+    connection.executemany(upsert_sql(data_type), good.select(data_type.columns).iter_rows())
+    changed = connection.total_changes - changes_before
+    new = connection.execute(count_sql).fetchone()[0] - rows_before
+    counts.new += new
+    counts.updated += changed - new
+    counts.unchanged += good.height - changed
+
+
+def load_type(connection: sqlite3.Connection, data_type: DataType, zone: RawZone,
+              paths: list[Path] | None = None) -> LoadCounts:
+    """Load every raw file of one type in one transaction."""
+    started = time.perf_counter()
+    counts = LoadCounts()
+    paths = list(zone.partitions(data_type.name)) if paths is None else paths
+    ensure_table(connection, data_type)
+    ensure_quarantine_table(connection)
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        for batch in _batches(paths, data_type):
+            frames = [frame for path in batch if (frame := _read_file(path, data_type, zone, counts)) is not None]
+            counts.files += len(frames)
+            if not frames:
+                continue
+            frame = pl.concat(frames, how="vertical_relaxed")
+            counts.rows_read += frame.height
+            good, bad = _split(frame, data_type)
+            counts.quarantined += bad.height
+            _write_quarantine(connection, data_type, bad)
+            _upsert(connection, data_type, good, counts)
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    counts.seconds = time.perf_counter() - started
+    return counts
+
+
+def load_all(db_path: Path, zone: RawZone, data_types: list[DataType]) -> dict[str, LoadCounts]:
+    connection = open_database(db_path)
+    try:
+        results: dict[str, LoadCounts] = {}
+        for data_type in data_types:
+            try:
+                results[data_type.name] = load_type(connection, data_type, zone, _paths_for(zone, data_type))
+            except sqlite3.OperationalError as exc:
+                raise _usable_error(exc, db_path) from None
+            counts = results[data_type.name]
+            logger.info(f"loaded {data_type.table}: {counts.new:,} new, {counts.updated:,} updated, "
+                        f"{counts.unchanged:,} unchanged, {counts.quarantined:,} quarantined "
+                        f"({counts.seconds:.2f}s)")
+        return results
+    finally:
+        connection.close()
+
+
+def _paths_for(zone: RawZone, data_type: DataType) -> list[Path]:
+    if data_type.name == "securities":
+        return [zone.securities_path] if zone.securities_path.exists() else []
+    return list(zone.partitions(data_type.name))

@@ -1,0 +1,327 @@
+"""The whole run: company list -> plan -> extract (one process per type) -> load -> report.
+
+The stages hand off through files on disk: extract writes the raw zone, load reads it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import math
+import multiprocessing
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+from rich.console import Console
+
+from etl import datatypes
+from etl.budget import HostBudget
+from etl.client import NepseClient
+from etl.datatypes.base import Company
+from etl.datatypes.securities import SECURITIES, active_companies
+from etl.extract import TypeJob, init_worker, rows_to_table, run_type_job
+from etl.failures import FetchError
+from etl.load import LoadCounts, load_all, open_database
+from etl.logs import LogHub, configure_parent_logging
+from etl.plan import ResumeState, TypePlan, job_fingerprint, plan_type
+from etl.progress import choose_mode, make_display, render_summary
+from etl.rawzone import RawZone
+from etl.report import TYPE_DEFAULTS, exit_code_for, record_run, write_report
+from etl.settings import ConfigError, Settings, settings_as_dict
+
+
+class HostProblem(Exception):
+    """The API host could not give us the company list: the run cannot start."""
+
+
+@dataclass
+class RunContext:
+    settings: Settings
+    run_id: str
+    zone: RawZone
+    console: Console
+    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    interrupted: bool = False
+
+    @property
+    def log_path(self) -> Path:
+        return self.settings.output / "logs" / f"{self.run_id}.log"
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+# ---- output directory
+
+
+@contextlib.contextmanager
+def output_lock(output: Path) -> Iterator[None]:
+    """Make sure the output directory is writable and that no other run is using it."""
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        probe = output / f".write-test-{os.getpid()}"
+        probe.write_text("ok")
+        probe.unlink()
+        handle = open(output / ".lock", "a+")  # noqa: SIM115 - held for the whole run
+    except OSError as exc:
+        raise ConfigError(f"cannot write to output directory {output} ({exc.strerror}); "
+                          "choose another --output or fix its permissions") from None
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise ConfigError(f"another backfill is running on {output}; wait for it or choose another "
+                              "--output") from None
+        yield
+    finally:
+        handle.close()
+
+
+# ---- the company list
+
+
+async def _fetch_company_list(settings: Settings, budget: HostBudget) -> Any:
+    async with NepseClient(settings, budget) as client:
+        return await SECURITIES.fetch(client, None, None)  # type: ignore[arg-type]
+
+
+def fetch_universe(context: RunContext, budget: HostBudget) -> list[Company]:
+    settings = context.settings
+    host = settings.base_url
+    try:
+        records = asyncio.run(_fetch_company_list(settings, budget))
+    except FetchError as error:
+        if error.outcome == "tls_error":
+            raise ConfigError(error.detail) from None
+        raise HostProblem(f"cannot get the company list from {host}: {error.describe()}. Check --base-url and "
+                          "the network; if the server is struggling, try a lower --max-rps later") from None
+    rows = SECURITIES.parse(records, None)  # type: ignore[arg-type]
+    fetched_at = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    context.zone.write(context.zone.securities_path, rows_to_table(rows, SECURITIES, fetched_at),
+                       {"type": "securities", "fetched_at": fetched_at, "run_id": context.run_id})
+    return select_universe(active_companies(rows), rows, settings)
+
+
+def select_universe(active: list[Company], all_rows: list[dict], settings: Settings) -> list[Company]:
+    universe = active
+    if settings.symbols:
+        by_symbol = {company.symbol: company for company in active}
+        listed = {row.get("symbol") for row in all_rows}
+        unknown = [symbol for symbol in settings.symbols if symbol not in listed]
+        if unknown:
+            raise ConfigError(f"unknown symbol {', '.join(unknown)}: not in NEPSE's company list; check the "
+                              "spelling (symbols are matched without surrounding spaces)")
+        inactive = [symbol for symbol in settings.symbols if symbol not in by_symbol]
+        if inactive:
+            logger.warning(f"{', '.join(inactive)} not active (delisted or suspended); fetching anyway")
+            rows_by_symbol = {row["symbol"]: row for row in all_rows if row.get("symbol")}
+            for symbol in inactive:
+                row = rows_by_symbol[symbol]
+                by_symbol[symbol] = Company(row["security_id"], symbol, row.get("company_name") or "")
+        universe = [by_symbol[symbol] for symbol in settings.symbols]
+    if settings.limit is not None:
+        universe = universe[: settings.limit]
+    return universe
+
+
+# ---- dry run
+
+
+def estimate(plans: list[TypePlan], settings: Settings) -> tuple[int, float]:
+    """(calls, seconds) at the current budget: the host rate, or a process's own pacing if slower."""
+    calls_by_type = [_calls_for(plan, settings) for plan in plans]
+    calls = sum(calls_by_type)
+    auth_calls = 1 + math.ceil(calls / settings.max_rps / 45)
+    seconds = max([(calls + auth_calls) / settings.max_rps] + [n * settings.pacing for n in calls_by_type])
+    return calls + auth_calls, seconds
+
+
+def _calls_for(plan: TypePlan, settings: Settings) -> int:
+    data_type = datatypes.get(plan.type_name)
+    if not data_type.incremental:
+        return len(plan.items) * data_type.calls_per_company
+    # ~5 trading days a week, page_size rows a page.
+    return sum(max(1, math.ceil(((item.window.until - item.window.since).days + 1) * 5 / 7 / settings.page_size))
+               for item in plan.items)
+
+
+def print_plan(console: Console, plans: list[TypePlan], settings: Settings, resuming: bool) -> None:
+    since, until = settings.window
+    console.print(f"Dry run: price window {since} to {until}; host budget {settings.max_rps:g} req/s"
+                  + ("; resuming an interrupted run" if resuming else ""))
+    for plan in plans:
+        console.print(f"  {plan.type_name}: {len(plan.items):,} companies to fetch, {len(plan.skipped):,} "
+                      f"already complete, ~{_calls_for(plan, settings):,} calls")
+    calls, seconds = estimate(plans, settings)
+    console.print(f"Total: ~{calls:,} calls, about {timedelta(seconds=round(seconds))} at the current budget. "
+                  "Nothing was fetched but the company list.")
+
+
+# ---- extract
+
+
+def run_extract(context: RunContext, plans: list[TypePlan], budget: HostBudget, hub: LogHub,
+                ctx: multiprocessing.context.BaseContext, job_id: str) -> dict[str, dict[str, Any]]:
+    settings = context.settings
+    stop_event = ctx.Event()
+    jobs = [TypeJob(plan.type_name, plan.items, len(plan.skipped), settings, job_id, context.run_id)
+            for plan in plans]
+    results: dict[str, dict[str, Any]] = {}
+    pool = ctx.Pool(len(jobs), initializer=init_worker, initargs=(budget, hub.queue, stop_event, os.getpid()))
+    try:
+        pending = {job.type_name: pool.apply_async(run_type_job, (job,)) for job in jobs}
+        while pending:
+            try:
+                for name, handle in list(pending.items()):
+                    if handle.ready():
+                        results[name] = _job_result(name, handle)
+                        del pending[name]
+                time.sleep(0.1)
+            except KeyboardInterrupt:
+                if context.interrupted:
+                    logger.warning("second Ctrl-C: abandoning the requests in flight")
+                    pool.terminate()
+                    break
+                context.interrupted = True
+                stop_event.set()
+                logger.warning("Ctrl-C: no new requests; finishing those in flight (Ctrl-C again to abandon them)")
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+    return results
+
+
+def _job_result(name: str, handle: Any) -> dict[str, Any]:
+    try:
+        return handle.get()
+    except Exception as exc:  # a bug in a worker must not lose the other types' work
+        logger.exception(f"{name}: extract process failed: {exc}")
+        return {"type_name": name, "errors": [{"type": name, "symbol": "*", "reason": f"process failed: {exc}",
+                                               "attempts": 0}], "companies_failed": 1}
+
+
+# ---- the run
+
+
+def build_report(context: RunContext, extract: dict[str, dict[str, Any]], loads: dict[str, LoadCounts],
+                 budget: HostBudget | None, type_names: tuple[str, ...]) -> dict[str, Any]:
+    finished = datetime.now(timezone.utc)
+    types: dict[str, dict[str, Any]] = {}
+    for name in type_names:
+        entry = {**TYPE_DEFAULTS, **{k: v for k, v in extract.get(name, {}).items() if k in TYPE_DEFAULTS}}
+        counts = loads.get(name)
+        if counts is not None:
+            entry.update(new=counts.new, updated=counts.updated, unchanged=counts.unchanged,
+                         quarantined=counts.quarantined)
+        types[name] = entry
+    settings = context.settings
+    report: dict[str, Any] = {
+        "run_id": context.run_id,
+        "started_at": context.started_at.isoformat(timespec="seconds"),
+        "finished_at": finished.isoformat(timespec="seconds"),
+        "elapsed_s": round((finished - context.started_at).total_seconds(), 3),
+        "interrupted": context.interrupted,
+        "arguments": settings_as_dict(settings),
+        "database": str(settings.db_path),
+        "report_path": str(settings.output / "runs" / f"{context.run_id}.json"),
+        "log_path": str(context.log_path),
+        "budget_rps": settings.max_rps,
+        "throttle_events": budget.throttle_events if budget else 0,
+        "types": types,
+        "securities": loads["securities"].as_dict() if "securities" in loads else None,
+        "load": {name: counts.as_dict() for name, counts in loads.items()},
+        "bad_files": [path for counts in loads.values() for path in counts.bad_files],
+    }
+    report["exit_code"] = exit_code_for(report)
+    return report
+
+
+def run(settings: Settings, console: Console | None = None) -> int:
+    console = console or Console(highlight=False)
+    with output_lock(settings.output):
+        if settings.db_path.exists():
+            open_database(settings.db_path).close()  # refuse a locked or foreign database before fetching
+        context = RunContext(settings, new_run_id(), RawZone(settings.output), console)
+        mode = choose_mode(settings.quiet)
+        configure_parent_logging(context.log_path, console_level=None)
+        display = make_display(mode, None if mode == "live" else console, settings.max_rps, settings.verbose)
+        ctx = multiprocessing.get_context(settings.start_method)
+        with LogHub(context.log_path, on_record=display.handle, ctx=ctx) as hub, display, _maybe_demo(settings) as url:
+            context.settings = settings = replace(settings, base_url=url) if url else settings
+            report = _run_stages(context, hub, ctx)
+        if report is None:
+            return 0
+        write_report(report, settings.output / "runs")
+        record_run(settings.db_path, report)
+        render_summary(report, console)
+        return int(report["exit_code"])
+
+
+@contextlib.contextmanager
+def _maybe_demo(settings: Settings) -> Iterator[str | None]:
+    if not settings.demo:
+        yield None
+        return
+    from etl.simulator import SimConfig, SimulatorProcess
+
+    config = SimConfig(seed=settings.demo_seed, n_companies=settings.demo_companies)
+    with SimulatorProcess(config) as simulator:
+        logger.info(f"demo: NEPSE simulator running at {simulator.base_url}")
+        yield simulator.base_url
+
+
+def _run_stages(context: RunContext, hub: LogHub, ctx: multiprocessing.context.BaseContext) -> dict | None:
+    settings = context.settings
+    type_names = settings.selected_types
+    budget = HostBudget(settings.max_rps, settings.host_floor_rps, settings.recover_after, ctx)
+    extract: dict[str, dict[str, Any]] = {}
+    state = ResumeState(settings.output)
+    job_id = None
+    if not settings.load_only:
+        removed = context.zone.remove_leftovers()
+        if removed:
+            logger.info(f"removed {removed} temporary files left by an interrupted run")
+        try:
+            universe = fetch_universe(context, budget)
+        except HostProblem as problem:
+            logger.error(str(problem))
+            return _failed_report(context, str(problem), type_names)
+        fingerprint = job_fingerprint(settings, universe)
+        if settings.dry_run:
+            current = state.read() or {}
+            resume_job = current.get("job_id") if current.get("fingerprint") == fingerprint else None
+            plans = [plan_type(datatypes.get(n), universe, context.zone, settings, resume_job) for n in type_names]
+            print_plan(context.console, plans, settings, resume_job is not None)
+            return None
+        job_id, resuming = state.begin(fingerprint, context.run_id)
+        if resuming:
+            logger.info("resuming the interrupted run: companies it completed are skipped")
+        plans = [plan_type(datatypes.get(name), universe, context.zone, settings, job_id if resuming else None)
+                 for name in type_names]
+        extract = run_extract(context, plans, budget, hub, ctx, job_id)
+    loads: dict[str, LoadCounts] = {}
+    if not settings.extract_only:
+        load_types = [SECURITIES] + [datatypes.get(name) for name in type_names]
+        loads = load_all(settings.db_path, context.zone, load_types)
+    report = build_report(context, extract, loads, budget, type_names)
+    if job_id is not None and report["exit_code"] == 0:
+        state.finish()
+    return report
+
+
+def _failed_report(context: RunContext, reason: str, type_names: tuple[str, ...]) -> dict[str, Any]:
+    report = build_report(context, {}, {}, None, type_names)
+    report["fatal_error"] = reason
+    report["exit_code"] = exit_code_for(report)
+    return report
+

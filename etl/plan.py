@@ -1,0 +1,117 @@
+"""What each data type must fetch this run: incremental price windows and resume.
+
+A raw file's metadata says what it covers. Prices fetch only the days after the
+newest one covered; other types are refetched each run, except when resuming an
+interrupted run (same universe, window and options), where a company whose file that
+run already wrote is skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from etl.datatypes.base import Company, DataType, FetchWindow
+from etl.rawzone import PartitionInfo, RawZone
+from etl.settings import Settings, nepal_today
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    company: Company
+    window: FetchWindow
+
+
+@dataclass
+class TypePlan:
+    type_name: str
+    items: list[WorkItem] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return len(self.items) + len(self.skipped)
+
+
+def job_fingerprint(settings: Settings, universe: list[Company]) -> str:
+    """What makes two invocations 'the same command' for resuming."""
+    since, until = settings.window
+    identity = {
+        "base_url": settings.base_url,
+        "symbols": [company.symbol for company in universe],
+        "since": since.isoformat(),
+        "until": until.isoformat(),
+        "full": settings.full,
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class ResumeState:
+    """`<output>/state/job.json`: the job in progress, until a run of it ends cleanly."""
+
+    def __init__(self, output: Path) -> None:
+        self.path = output / "state" / "job.json"
+
+    def read(self) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def begin(self, fingerprint: str, run_id: str) -> tuple[str, bool]:
+        """(job id, resuming?): the unfinished job with this fingerprint, or a new one."""
+        current = self.read()
+        if current and current.get("fingerprint") == fingerprint and current.get("job_id"):
+            return str(current["job_id"]), True
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_text(json.dumps({"fingerprint": fingerprint, "job_id": run_id}), encoding="utf-8")
+        temporary.replace(self.path)
+        return run_id, False
+
+    def finish(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def covered_until(window: FetchWindow, newest_row: str | None, today: date | None = None) -> date:
+    """The last day a price fetch settled: today's row may still be missing until the day closes."""
+    today = today or nepal_today()
+    settled = min(window.until, today - timedelta(days=1))
+    if newest_row:
+        settled = max(settled, min(window.until, date.fromisoformat(newest_row)))
+    return settled
+
+
+def _price_window(info: PartitionInfo | None, settings: Settings) -> FetchWindow | None:
+    since, until = settings.window
+    if info is None or settings.full:
+        return FetchWindow(since, until)
+    covered_from = date.fromisoformat(info.meta.get("covered_from", "9999-12-31"))
+    covered_to = date.fromisoformat(info.meta.get("covered_until", "0001-01-01"))
+    if covered_from > since:
+        return FetchWindow(since, until)  # asked for older history than we have
+    start = max(since, covered_to + timedelta(days=1))
+    return FetchWindow(start, until) if start <= until else None
+
+
+def plan_type(data_type: DataType, universe: list[Company], zone: RawZone, settings: Settings,
+              resume_job: str | None) -> TypePlan:
+    infos = zone.partition_infos(data_type.name)
+    since, until = settings.window
+    plan = TypePlan(data_type.name)
+    for company in universe:
+        info = infos.get(company.symbol)
+        done_by_job = resume_job is not None and info is not None and info.meta.get("job_id") == resume_job
+        if done_by_job:
+            plan.skipped.append(company.symbol)
+            continue
+        window = _price_window(info, settings) if data_type.incremental else FetchWindow(since, until)
+        if window is None:
+            plan.skipped.append(company.symbol)
+        else:
+            plan.items.append(WorkItem(company, window))
+    return plan

@@ -1,0 +1,388 @@
+"""One typed settings object: defaults, then `.env`, then the environment, then flags.
+
+Every setting is declared once in `SPECS`; the argparse parser, the `NEPSE_*` variable
+names, `.env.example` and validation all read that table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+
+from etl import api
+
+NEPAL_TZ = timezone(timedelta(hours=5, minutes=45))
+
+
+class ConfigError(ValueError):
+    """Bad usage or configuration: the CLI prints the message on one line and exits 2."""
+
+
+def nepal_today() -> date:
+    return datetime.now(NEPAL_TZ).date()
+
+
+# ---- value parsers: each takes the raw text and returns the typed value or raises ValueError
+
+
+def parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("expected true or false")
+
+
+def parse_positive_int(text: str) -> int:
+    value = int(text.strip())
+    if value < 1:
+        raise ValueError("must be a whole number of at least 1")
+    return value
+
+
+def _parse_finite(text: str) -> float:
+    value = float(text.strip())
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+def parse_positive_float(text: str) -> float:
+    value = _parse_finite(text)
+    if value <= 0:
+        raise ValueError("must be a number above 0")
+    return value
+
+
+def parse_non_negative_float(text: str) -> float:
+    value = _parse_finite(text)
+    if value < 0:
+        raise ValueError("must be a number of at least 0")
+    return value
+
+
+def parse_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError("expected a date as YYYY-MM-DD") from None
+
+
+def known_types() -> tuple[str, ...]:
+    from etl.datatypes import REGISTRY  # late: the data types import the client, which imports us
+
+    return tuple(REGISTRY)
+
+
+def parse_types(text: str) -> tuple[str, ...]:
+    all_types = known_types()
+    names = [part.strip().lower() for part in text.split(",") if part.strip()]
+    if not names:
+        raise ValueError(f"name at least one of {', '.join(all_types)}")
+    unknown = [name for name in names if name not in all_types]
+    if unknown:
+        raise ValueError(f"unknown type {', '.join(unknown)}; choose from {', '.join(all_types)}")
+    return tuple(dict.fromkeys(names))
+
+
+def parse_symbols(text: str) -> tuple[str, ...]:
+    symbols = [part.strip().upper() for part in text.split(",") if part.strip()]
+    if not symbols:
+        raise ValueError("name at least one symbol, e.g. NABIL,ADBL")
+    return tuple(dict.fromkeys(symbols))
+
+
+def parse_base_url(text: str) -> str:
+    url = text.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValueError("expected an http(s) URL such as https://www.nepalstock.com")
+    return url
+
+
+def parse_path(text: str) -> Path:
+    if not text.strip():
+        raise ValueError("must not be empty")
+    return Path(text.strip()).expanduser()
+
+
+def parse_start_method(text: str) -> str:
+    method = text.strip().lower()
+    if method not in {"spawn", "fork", "forkserver"}:
+        raise ValueError("choose spawn, fork or forkserver")
+    return method
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    name: str
+    parse: Callable[[str], Any]
+    help: str
+    group: str
+    flag: str | None = None  # None: environment / .env only
+    is_switch: bool = False  # a flag that takes no value (sets "true")
+    metavar: str | None = None
+
+    @property
+    def env(self) -> str:
+        return "NEPSE_" + self.name.upper()
+
+    @property
+    def option(self) -> str:
+        return self.flag or "--" + self.name.replace("_", "-")
+
+
+SPECS: tuple[SettingSpec, ...] = (
+    # What to fetch
+    SettingSpec("types", parse_types, "data types to fetch, comma separated (default: all of "
+                "prices,reports,dividends,profiles)", "what to fetch", metavar="LIST"),
+    SettingSpec("symbols", parse_symbols, "only these symbols, comma separated (default: every active "
+                "company)", "what to fetch", metavar="LIST"),
+    SettingSpec("limit", parse_positive_int, "only the first N companies of the universe",
+                "what to fetch", metavar="N"),
+    SettingSpec("since", parse_date, "first day of the price window (default: 365 days before --until)",
+                "what to fetch", metavar="YYYY-MM-DD"),
+    SettingSpec("until", parse_date, "last day of the price window (default: today in Nepal)",
+                "what to fetch", metavar="YYYY-MM-DD"),
+    SettingSpec("full", parse_bool, "refetch the whole price window instead of only the days after "
+                "those already saved", "what to fetch", is_switch=True),
+    # Stages
+    SettingSpec("load_only", parse_bool, "only load the Parquet already in the raw zone into SQLite",
+                "stages", is_switch=True),
+    SettingSpec("extract_only", parse_bool, "only fetch into the raw zone; do not load SQLite",
+                "stages", is_switch=True),
+    SettingSpec("dry_run", parse_bool, "fetch only the company list; print the plan and the estimated "
+                "time", "stages", is_switch=True),
+    SettingSpec("demo", parse_bool, "start the bundled NEPSE simulator on a free loopback port and run "
+                "against it", "stages", is_switch=True),
+    SettingSpec("output", parse_path, "output directory: raw zone, nepse.db, runs, logs (default: output)",
+                "stages", metavar="DIR"),
+    # Connection
+    SettingSpec("base_url", parse_base_url, f"API host (default: {api.DEFAULT_BASE_URL})", "connection",
+                metavar="URL"),
+    SettingSpec("tls_verify", parse_bool, "verify the server's TLS certificate (default: true); "
+                "--insecure turns it off", "connection", flag="--insecure", is_switch=True),
+    SettingSpec("ca_bundle", parse_path, "a CA bundle file to verify the server with (an alternative "
+                "to --insecure for NEPSE's incomplete chain)", "connection", metavar="FILE"),
+    SettingSpec("timeout", parse_positive_float, "seconds before one request is abandoned (default 30)",
+                "connection", metavar="S"),
+    # Politeness
+    SettingSpec("max_rps", parse_positive_float, "request starts per second for the whole host, across "
+                "every process (default 5). Processes share this budget; when some data types finish "
+                "early the rest may use all of it, up to their own --concurrency and --pacing",
+                "politeness", metavar="R"),
+    SettingSpec("concurrency", parse_positive_int, "requests in flight at most, per process (one process "
+                "per data type; default 5)", "politeness", metavar="N"),
+    SettingSpec("pacing", parse_non_negative_float, "seconds between request starts, per process "
+                "(default 0.2)", "politeness", metavar="S"),
+    SettingSpec("min_rps", parse_positive_float, "the host rate is halved on throttling but never below "
+                "this (default: max-rps / 8)", "politeness", metavar="R"),
+    SettingSpec("recover_after", parse_positive_float, "quiet seconds after throttling before the host "
+                "rate steps back up (default 10)", "politeness", metavar="S"),
+    SettingSpec("max_attempts", parse_positive_int, "attempts per request before a company is recorded as "
+                "failed (default 6)", "politeness", metavar="N"),
+    SettingSpec("backoff_base", parse_positive_float, "first retry wait in seconds; doubles each attempt, "
+                "with full jitter (default 0.5)", "politeness", metavar="S"),
+    SettingSpec("backoff_cap", parse_positive_float, "longest single retry wait in seconds (default 30)",
+                "politeness", metavar="S"),
+    # Guards and internals (environment / .env only unless a flag is given)
+    SettingSpec("page_size", parse_positive_int, "price rows asked per page (default 500, the most NEPSE "
+                "is known to accept)", "limits", metavar="N"),
+    SettingSpec("max_pages", parse_positive_int, "most pages read for one company before giving up "
+                "(default 200)", "limits", metavar="N"),
+    SettingSpec("max_body_mb", parse_positive_float, "largest response body accepted, in MB (default 32)",
+                "limits", metavar="MB"),
+    SettingSpec("start_method", parse_start_method, "multiprocessing start method (default spawn)",
+                "limits", metavar="METHOD"),
+    SettingSpec("demo_seed", parse_positive_int, "seed of the simulator started by --demo (default 42)",
+                "limits", metavar="N"),
+    SettingSpec("demo_companies", parse_positive_int, "companies in the --demo simulator (default 600)",
+                "limits", metavar="N"),
+    # Output
+    SettingSpec("quiet", parse_bool, "only warnings, errors and the summary", "display", is_switch=True),
+    SettingSpec("verbose", parse_bool, "also show debug lines (every request and retry)", "display",
+                is_switch=True),
+)
+
+_SPEC_BY_NAME = {spec.name: spec for spec in SPECS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    types: tuple[str, ...] = ()  # empty: every registered type
+    symbols: tuple[str, ...] | None = None
+    limit: int | None = None
+    since: date | None = None
+    until: date | None = None
+    full: bool = False
+    load_only: bool = False
+    extract_only: bool = False
+    dry_run: bool = False
+    demo: bool = False
+    output: Path = Path("output")
+    base_url: str = api.DEFAULT_BASE_URL
+    tls_verify: bool = True
+    ca_bundle: Path | None = None
+    timeout: float = 30.0
+    max_rps: float = 5.0
+    concurrency: int = 5
+    pacing: float = 0.2
+    min_rps: float | None = None
+    recover_after: float = 10.0
+    max_attempts: int = 6
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+    page_size: int = 500
+    max_pages: int = 200
+    max_body_mb: float = 32.0
+    start_method: str = "spawn"
+    demo_seed: int = 42
+    demo_companies: int = 600
+    quiet: bool = False
+    verbose: bool = False
+    sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def selected_types(self) -> tuple[str, ...]:
+        return self.types or known_types()
+
+    @property
+    def window(self) -> tuple[date, date]:
+        """The price window (since, until), both inclusive."""
+        until = self.until or nepal_today()
+        since = self.since or until - timedelta(days=365)
+        return since, until
+
+    @property
+    def host_floor_rps(self) -> float:
+        return self.min_rps if self.min_rps is not None else self.max_rps / 8
+
+    @property
+    def db_path(self) -> Path:
+        return self.output / "nepse.db"
+
+
+def build_arg_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="backfill.py",
+        description="Backfill NEPSE daily prices, financial reports, dividends and company profiles "
+        "into SQLite, politely and resumably. Every option can also be set as a NEPSE_* variable "
+        "in the environment or in .env (flags win over the environment, which wins over .env).",
+        epilog="Exit codes: 0 success, 1 finished with some failures, 2 bad usage or configuration, "
+        "130 interrupted (re-run the same command to resume).",
+    )
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for spec in SPECS:
+        group = groups.get(spec.group) or groups.setdefault(spec.group, parser.add_argument_group(spec.group))
+        help_text = f"{spec.help} [{spec.env}]"
+        if spec.is_switch:
+            group.add_argument(spec.option, dest=spec.name, action="store_const", const="true", help=help_text)
+        else:
+            group.add_argument(spec.option, dest=spec.name, metavar=spec.metavar, help=help_text)
+    return parser
+
+
+def _switch_value(spec: SettingSpec, flag_value: str) -> str:
+    # --insecure is the one switch that turns its setting off.
+    return "false" if spec.name == "tls_verify" else flag_value
+
+
+def _raw_values(
+    flags: Mapping[str, str | None], environ: Mapping[str, str], dotenv: Mapping[str, str | None]
+) -> dict[str, tuple[str, str]]:
+    """name -> (raw text, where it came from), by precedence."""
+    raw: dict[str, tuple[str, str]] = {}
+    for spec in SPECS:
+        if flags.get(spec.name) is not None:
+            value = flags[spec.name] or ""
+            raw[spec.name] = (_switch_value(spec, value) if spec.is_switch else value, spec.option)
+        elif spec.env in environ:
+            raw[spec.name] = (environ[spec.env], f"environment variable {spec.env}")
+        elif dotenv.get(spec.env) is not None:
+            raw[spec.name] = (str(dotenv[spec.env]), f"{spec.env} in .env")
+    return raw
+
+
+def load_dotenv_file(path: Path) -> dict[str, str | None]:
+    if not path.is_file():
+        return {}
+    try:
+        values = dotenv_values(path)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}; fix or remove the file") from None
+    unknown = sorted(key for key in values if key.startswith("NEPSE_") and key[6:].lower() not in _SPEC_BY_NAME)
+    if unknown:
+        raise ConfigError(f"unknown setting {unknown[0]} in {path}; see .env.example for the valid NEPSE_* names")
+    return dict(values)
+
+
+def resolve_settings(
+    argv: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    dotenv_path: Path | None = None,
+) -> Settings:
+    """Build and validate the settings. Raises ConfigError; argparse exits 2 on unknown flags."""
+    environ = os.environ if environ is None else environ
+    flags = vars(build_arg_parser().parse_args(argv))
+    dotenv = load_dotenv_file(dotenv_path or Path(".env"))
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for name, (text, source) in _raw_values(flags, environ, dotenv).items():
+        try:
+            values[name] = _SPEC_BY_NAME[name].parse(text)
+        except ValueError as exc:
+            raise ConfigError(f"{source}={text!r}: {exc}") from None
+        sources[name] = source
+    settings = Settings(**values, sources=sources)
+    validate(settings)
+    return settings
+
+
+def _source(settings: Settings, name: str) -> str:
+    return settings.sources.get(name, _SPEC_BY_NAME[name].option)
+
+
+def validate(settings: Settings) -> None:
+    """Rules that involve more than one setting."""
+    if settings.load_only and settings.extract_only:
+        raise ConfigError("--load-only and --extract-only exclude each other; choose one")
+    since, until = settings.window
+    if since > until:
+        raise ConfigError(f"--since {since} is after --until {until}; give a window that runs forward")
+    if settings.until and settings.until > nepal_today() + timedelta(days=1):
+        raise ConfigError(f"--until {settings.until} is in the future; leave it out to end today")
+    if settings.min_rps is not None and settings.min_rps > settings.max_rps:
+        raise ConfigError(f"{_source(settings, 'min_rps')} ({settings.min_rps}) is above the host budget "
+                          f"{settings.max_rps}; lower it or raise --max-rps")
+    if settings.page_size > api.MAX_PAGE_SIZE:
+        raise ConfigError(f"{_source(settings, 'page_size')}={settings.page_size} is above "
+                          f"{api.MAX_PAGE_SIZE}, the largest page NEPSE is known to accept")
+    if settings.ca_bundle is not None and not settings.ca_bundle.is_file():
+        raise ConfigError(f"{_source(settings, 'ca_bundle')}: no file at {settings.ca_bundle}")
+    if settings.quiet and settings.verbose:
+        raise ConfigError("--quiet and --verbose exclude each other; choose one")
+
+
+def settings_as_dict(settings: Settings) -> dict[str, Any]:
+    """JSON-safe view for the run report (never holds secrets: there are none in settings)."""
+    result: dict[str, Any] = {}
+    for item in fields(settings):
+        if item.name == "sources":
+            continue
+        value = getattr(settings, item.name)
+        if isinstance(value, (Path, date)):
+            value = str(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        result[item.name] = value
+    return result
