@@ -86,14 +86,13 @@ def init_worker(budget: HostBudget, log_queue: Any, stop_event: Any, parent_pid:
     die_with_parent()
     if os.getppid() != parent_pid:
         os._exit(1)
-    _WORKER.update(budget=budget, stop_event=stop_event)
-    install_child_logging(log_queue, label="extract")
+    _WORKER.update(budget=budget, stop_event=stop_event, log_queue=log_queue)
 
 
 def run_type_job(job: TypeJob) -> dict[str, Any]:
     budget: HostBudget = _WORKER["budget"]
     stop_event = _WORKER["stop_event"]
-    logger.configure(extra={"type": job.type_name})
+    install_child_logging(_WORKER["log_queue"], label=job.type_name)
     result = asyncio.run(extract_type(job, budget, stop_event.is_set))
     return result.as_dict()
 

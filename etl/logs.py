@@ -1,0 +1,421 @@
+"""Logging across the worker processes.
+
+Every process logs with loguru. Children (one per data type) ship each record as a plain dict over a
+``multiprocessing.Manager()`` queue; the parent owns every sink: a ``LogHub`` thread re-emits child
+records into the parent's logger (which writes the log file) and hands them to the progress display.
+
+Wiring, in the parent::
+
+    configure_parent_logging(log_file, console_level=None)   # replaces loguru's default stderr sink
+    with LogHub(log_file, on_record=display.handle, ctx=mp_ctx) as hub:
+        with mp_ctx.Pool(4) as pool:
+            results = pool.starmap(run_type, [(hub.queue, name) for name in types])
+        # the pool is finished before the hub stops, so the hub drains all the children sent
+
+and in each child, first thing in ``run_type(queue, name)``: ``install_child_logging(queue, name)``.
+
+Progress is carried by structured events, ``emit_event(name, **fields)``; every other record is an
+ordinary log line. The events and their fields:
+
+- ``type_start``: type, total (companies to fetch), skipped (already complete), budget_rps
+- ``company_done``: type, symbol, rows, requests, retries
+- ``company_failed``: type, symbol, reason, attempts
+- ``company_skipped``: type, symbol
+- ``rate_changed``: rate, reason (host rate halved or recovered)
+- ``type_end``: type, requests, retries, throttle_events
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import re
+import sys
+import threading
+import traceback
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TextIO
+
+from loguru import logger
+
+LogRecord = dict[str, Any]
+RecordCallback = Callable[[LogRecord], None]
+
+PARENT_LABEL = "main"
+_STOP = "__nepse_etl_loghub_stop__"
+# Marks records re-emitted by LogHub, so the parent forwarder does not hand them to on_record twice.
+_FROM_CHILD = "_from_child"
+
+# ---------------------------------------------------------------------------------------------------
+# Secrets
+# ---------------------------------------------------------------------------------------------------
+
+_MASK = "***"
+_TOKEN_CHARS = r"[^\s\"',;}\]]+"
+_SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(rf"\b(Salter|Bearer)\s+{_TOKEN_CHARS}", re.IGNORECASE), rf"\1 {_MASK}"),
+    (
+        re.compile(
+            rf"\b((?:authorization|access_?token|refresh_?token)[\"']?\s*[:=]\s*[\"']?)"
+            rf"(?!(?:Salter|Bearer)\s)(?!\*\*\*){_TOKEN_CHARS}",
+            re.IGNORECASE,
+        ),
+        rf"\1{_MASK}",
+    ),
+    # NEPSE tokens are > 130 characters; paths contain "/" and so never match.
+    (re.compile(r"[A-Za-z0-9_\-.+=]{100,}"), _MASK),
+)
+
+
+def mask_secrets(text: str) -> str:
+    """Replace Authorization values, access/refresh tokens and long opaque tokens with ***."""
+    for pattern, replacement in _SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _clean(value: Any) -> Any:
+    """A JSON-safe, secret-masked copy of a value bound into a record's ``extra``."""
+    if isinstance(value, str):
+        return mask_secrets(value)
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, Mapping):
+        return {str(key): _clean(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_clean(item) for item in value]
+    return mask_secrets(str(value))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Record conversion and formatting
+# ---------------------------------------------------------------------------------------------------
+
+
+def _format_exception(exception: Any) -> str | None:
+    if not exception:
+        return None
+    lines = traceback.format_exception(exception.type, exception.value, exception.traceback)
+    return mask_secrets("".join(lines))
+
+
+def record_to_dict(record: Mapping[str, Any], label: str) -> LogRecord:
+    """Convert a loguru record into the plain, picklable dict that travels between processes."""
+    extra = {key: value for key, value in record["extra"].items() if not key.startswith("_")}
+    return {
+        "time": record["time"].timestamp(),
+        "level": record["level"].name,
+        "message": mask_secrets(record["message"]),
+        "label": label,
+        "pid": record["process"].id,
+        "extra": _clean(extra),
+        "exception": _format_exception(record["exception"]),
+    }
+
+
+def _line_format(record: Mapping[str, Any]) -> str:
+    """loguru format template: ``time | LEVEL | label | message key=value ...``, one line per record."""
+    label = "{extra[label]}" if "label" in record["extra"] else PARENT_LABEL
+    fields = "".join(
+        f" {key}={{extra[{key}]}}"
+        for key in record["extra"]
+        if key != "label" and not key.startswith("_") and key.isidentifier()
+    )
+    return "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level} | " + label + " | {message}" + fields + "\n{exception}"
+
+
+class _MaskingWriter:
+    """loguru sink masking secrets in each fully formatted line, tracebacks included.
+
+    ``stream=None`` writes to whatever ``sys.stderr`` is at the time (test capture, rich redirection).
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+
+    def _target(self) -> TextIO:
+        return self._stream if self._stream is not None else sys.stderr
+
+    def write(self, text: str) -> None:
+        self._target().write(mask_secrets(text))
+
+    def flush(self) -> None:
+        self._target().flush()
+
+    def stop(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Parent side: sinks
+# ---------------------------------------------------------------------------------------------------
+
+_file_sink_ids: dict[Path, int] = {}
+
+
+def ensure_file_sink(log_file: Path) -> int:
+    """Add the DEBUG file sink for ``log_file`` unless it is already installed; return its handler id."""
+    path = Path(log_file).resolve()
+    if path in _file_sink_ids:
+        return _file_sink_ids[path]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Line-buffered, so a forked child that closes its inherited copy never re-writes buffered lines.
+    stream = path.open("a", encoding="utf-8", buffering=1)
+    sink_id = logger.add(_MaskingWriter(stream), level="DEBUG", format=_line_format, backtrace=False, diagnose=False)
+    _file_sink_ids[path] = sink_id
+    return sink_id
+
+
+def configure_parent_logging(log_file: Path, console_level: str | None = None) -> list[int]:
+    """Replace all loguru sinks with the log file (DEBUG) and, if ``console_level``, stderr.
+
+    ``console_level=None`` means no console sink: the live display renders instead.
+    Returns the handler ids.
+    """
+    close_parent_logging()
+    sink_ids = [ensure_file_sink(log_file)]
+    if console_level is not None:
+        sink_ids.append(
+            logger.add(_MaskingWriter(), level=console_level, format=_line_format, backtrace=False, diagnose=False)
+        )
+    return sink_ids
+
+
+def close_parent_logging() -> None:
+    """Remove every loguru sink (closing the log file)."""
+    logger.remove()
+    _file_sink_ids.clear()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Parent side: the hub
+# ---------------------------------------------------------------------------------------------------
+
+
+def _known_level(name: str) -> str:
+    try:
+        logger.level(name)
+    except (ValueError, TypeError):
+        return "INFO"
+    return name
+
+
+def _reemit(record: LogRecord) -> None:
+    """Log a child's record in the parent with the child's time, level, label and extra."""
+    message = str(record.get("message", ""))
+    if record.get("exception"):
+        message = f"{message}\n{str(record['exception']).rstrip()}"
+    extra = {str(key): value for key, value in dict(record.get("extra") or {}).items()}
+    extra.update(label=record.get("label", "?"), **{_FROM_CHILD: True})
+    child_time = record.get("time")
+
+    def keep_child_time(loguru_record: Any) -> None:
+        if isinstance(child_time, (int, float)):
+            now = loguru_record["time"]
+            loguru_record["time"] = now.fromtimestamp(child_time, tz=now.tzinfo)
+
+    logger.patch(keep_child_time).bind(**extra).log(_known_level(str(record.get("level"))), message)
+
+
+def _is_parent_record(record: Mapping[str, Any]) -> bool:
+    return not record["extra"].get(_FROM_CHILD)
+
+
+class LogHub:
+    """Parent end of the log queue: re-emits child records and feeds ``on_record`` (the display).
+
+    With ``include_parent`` the parent's own records are handed to ``on_record`` too (as dicts with
+    label ``"main"``), so warnings logged in the parent reach the display as well.
+    """
+
+    def __init__(
+        self,
+        log_file: Path,
+        on_record: RecordCallback | None = None,
+        ctx: Any = None,
+        include_parent: bool = True,
+    ) -> None:
+        self.log_file = Path(log_file)
+        self._on_record = on_record
+        self._ctx = ctx if ctx is not None else multiprocessing.get_context()
+        self._include_parent = include_parent
+        self._manager: Any = None
+        self._queue: Any = None
+        self._thread: threading.Thread | None = None
+        self._forward_sink_id: int | None = None
+        self._display_failures = 0
+
+    @property
+    def queue(self) -> Any:
+        """The Manager queue proxy; picklable, pass it to each child's ``install_child_logging``."""
+        if self._queue is None:
+            raise RuntimeError("LogHub.start() has not been called")
+        return self._queue
+
+    def start(self) -> LogHub:
+        ensure_file_sink(self.log_file)
+        self._manager = self._ctx.Manager()
+        self._queue = self._manager.Queue()
+        self._thread = threading.Thread(target=self._consume, name="log-hub", daemon=True)
+        self._thread.start()
+        if self._on_record is not None and self._include_parent:
+            self._forward_sink_id = logger.add(
+                self._forward_parent_record, level="DEBUG", filter=_is_parent_record, format="{message}"
+            )
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Drain every record put before this call, then shut the manager down.
+
+        Join the children first: a record a child puts after the sentinel is not delivered.
+        """
+        if self._manager is None:
+            return
+        # If the manager died, the consumer has already returned.
+        with contextlib.suppress(OSError, EOFError):
+            self._queue.put(_STOP)
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                logger.warning("log hub did not drain its queue within {} s", timeout)
+        if self._forward_sink_id is not None:
+            # ValueError: someone already removed every sink (e.g. logger.remove() in this process).
+            with contextlib.suppress(ValueError):
+                logger.remove(self._forward_sink_id)
+            self._forward_sink_id = None
+        self._manager.shutdown()
+        self._manager = None
+
+    def __enter__(self) -> LogHub:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _consume(self) -> None:
+        while True:
+            try:
+                item = self._queue.get()
+            except (OSError, EOFError):
+                return  # manager gone: nothing more can arrive
+            if isinstance(item, str) and item == _STOP:
+                return
+            if isinstance(item, dict):
+                _reemit(item)
+                self._notify(item)
+
+    def _notify(self, record: LogRecord) -> None:
+        if self._on_record is None:
+            return
+        try:
+            self._on_record(record)
+        except Exception:
+            # A display bug must not stop the log; report the first one, with its traceback.
+            self._display_failures += 1
+            if self._display_failures == 1:
+                logger.opt(exception=True).bind(**{_FROM_CHILD: True}).error("progress display failed on a log record")
+
+    def _forward_parent_record(self, message: Any) -> None:
+        if self._on_record is not None:
+            self._on_record(record_to_dict(message.record, PARENT_LABEL))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Child side
+# ---------------------------------------------------------------------------------------------------
+
+
+def _write_stderr(record: LogRecord) -> None:
+    try:
+        sys.stderr.write(f"{record['label']} | {record['level']} | {record['message']}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass  # stderr closed too: nowhere left to report
+
+
+class _QueueSink:
+    """Child sink: one synchronous ``queue.put`` per record; stderr once the queue is gone."""
+
+    def __init__(self, queue: Any, label: str) -> None:
+        self._queue = queue
+        self._label = label
+        self._queue_gone = False
+
+    def __call__(self, message: Any) -> None:
+        record = record_to_dict(message.record, self._label)
+        if not self._queue_gone:
+            try:
+                # Returns only once the manager holds the record: nothing is lost if the child exits.
+                self._queue.put(record)
+                return
+            except Exception:  # any failure means the parent end is gone; a log call must never raise
+                self._queue_gone = True
+        _write_stderr(record)
+
+
+def install_child_logging(queue: Any, label: str, level: str = "DEBUG") -> None:
+    """In a child process: route all loguru records to the parent's LogHub queue.
+
+    Works under ``spawn`` and ``fork``; usable as a Pool ``initializer``.
+    """
+    logger.remove()
+    logger.add(_QueueSink(queue, label), level=level, format="{message}", backtrace=False, diagnose=False)
+
+
+def flush_child_logging() -> None:
+    """Wait for loguru's pending work; puts are synchronous, so this is cheap. Never raises."""
+    try:
+        logger.complete()
+        sys.stderr.flush()
+    except Exception:  # called on the way out of a child; must not mask its real error
+        pass
+
+
+# ---------------------------------------------------------------------------------------------------
+# Progress events
+# ---------------------------------------------------------------------------------------------------
+
+_EVENT_LEVELS = {"company_failed": "WARNING", "rate_changed": "WARNING", "company_skipped": "DEBUG"}
+
+
+def count_noun(count: int, singular: str, plural: str | None = None) -> str:
+    """``1,234 records`` / ``1 record``."""
+    return f"{count:,} {singular if count == 1 else plural or singular + 's'}"
+
+
+def describe_event(event: str, fields: Mapping[str, Any]) -> str:
+    """The human-readable line for an event (the log message; the plain display prefixes it)."""
+    get = fields.get
+    if event == "type_start":
+        return f"{get('total', 0):,} companies to fetch, {get('skipped', 0):,} already complete"
+    if event == "company_done":
+        return f"done ({count_noun(get('rows', 0), 'record')})"
+    if event == "company_failed":
+        return f"failed: {get('reason', 'unknown error')} after {count_noun(get('attempts', 0), 'attempt')}"
+    if event == "company_skipped":
+        return "skipped (already complete)"
+    if event == "rate_changed":
+        return f"request rate now {get('rate', 0):g} req/s ({get('reason', 'no reason given')})"
+    if event == "type_end":
+        requests = count_noun(get("requests", 0), "request")
+        retries = count_noun(get("retries", 0), "retry", "retries")
+        return f"finished: {requests}, {retries}, {count_noun(get('throttle_events', 0), 'throttle event')}"
+    return event.replace("_", " ")
+
+
+def emit_event(event: str, *, level: str | None = None, **fields: Any) -> None:
+    """Log a structured progress event (the protocol is in the module docstring).
+
+    Level: WARNING for ``company_failed`` and ``rate_changed``, DEBUG for ``company_skipped``, else
+    INFO, unless ``level`` is given.
+    """
+    chosen = level or _EVENT_LEVELS.get(event, "INFO")
+    logger.bind(event=event, **fields).log(chosen, describe_event(event, fields))

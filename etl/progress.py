@@ -1,0 +1,459 @@
+"""What a person sees during and after a run: progress per data type, then the summary.
+
+``make_display(mode, console, budget_rps)`` builds a ``ProgressDisplay``; wire its ``handle`` as the
+LogHub's ``on_record``. Modes: ``live`` (rich bars, for a terminal), ``plain`` (one line per event, for
+CI, cron and pipes) and ``quiet`` (warnings, errors and the summary only). ``render_summary`` prints
+the end-of-run summary from the run report.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, TextIO
+
+from rich import box
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from etl.logs import PARENT_LABEL, count_noun, describe_event
+
+MODES = ("live", "plain", "quiet")
+RATE_WINDOW_S = 5.0
+MAX_LISTED_FAILURES = 50
+TABLE_WIDTH = 150
+EXIT_MEANINGS = {0: "success", 1: "finished with some failures", 130: "interrupted"}
+
+_LEVEL_NUMBERS = {"TRACE": 5, "DEBUG": 10, "INFO": 20, "SUCCESS": 25, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
+_LEVEL_STYLES = {"DEBUG": "dim", "WARNING": "yellow", "ERROR": "bold red", "CRITICAL": "bold red"}
+_DEBUG, _INFO, _WARNING = 10, 20, 30
+# Events carrying a "type" that the per-type counters follow; rate_changed is handled on its own.
+_TYPE_EVENTS = frozenset({"type_start", "company_done", "company_failed", "company_skipped", "type_end"})
+
+Clock = Callable[[], float]
+
+
+def choose_mode(quiet: bool = False, stream: TextIO | None = None) -> str:
+    """``quiet`` if asked, ``live`` when the stream (stdout) is a terminal, else ``plain``."""
+    if quiet:
+        return "quiet"
+    target = stream if stream is not None else sys.stdout
+    return "live" if target.isatty() else "plain"
+
+
+def _level_number(name: Any) -> int:
+    return _LEVEL_NUMBERS.get(str(name).upper(), _INFO)
+
+
+def _say(console: Console, text: str, style: str | None = None) -> None:
+    """Print one line verbatim: no markup, highlighting, emoji or wrapping."""
+    console.print(text, style=style, markup=False, highlight=False, emoji=False, soft_wrap=True)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Per-type counters
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TypeStats:
+    """What the display knows about one data type, built from its events."""
+
+    name: str
+    budget_rps: float
+    total: int | None = None
+    already_complete: int = 0
+    done: int = 0
+    failed: int = 0
+    rows: int = 0
+    requests: int = 0
+    retries: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    # (time, requests) of recent completions; read by the live redraw thread, hence its own lock.
+    _window: deque[tuple[float, int]] = field(default_factory=deque, repr=False)
+    _window_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def attempted(self) -> int:
+        return self.done + self.failed
+
+    def add_requests(self, at: float, count: int) -> None:
+        self.requests += count
+        if self.started_at is None:
+            self.started_at = at
+        with self._window_lock:
+            self._window.append((at, count))
+
+    def rate(self, now: float) -> float:
+        """Requests/s: over the last few seconds while running, the average once finished."""
+        if self.started_at is None:
+            return 0.0
+        if self.finished_at is not None:
+            return self.requests / max(self.finished_at - self.started_at, 1.0)
+        with self._window_lock:
+            while self._window and self._window[0][0] < now - RATE_WINDOW_S:
+                self._window.popleft()
+            recent = sum(count for _, count in self._window)
+        return recent / min(RATE_WINDOW_S, max(now - self.started_at, 1.0))
+
+    def apply(self, event: str, fields: Mapping[str, Any], at: float) -> None:
+        if event == "type_start":
+            self.total = int(fields.get("total") or 0)
+            self.already_complete = int(fields.get("skipped") or 0)
+            self.budget_rps = float(fields.get("budget_rps") or self.budget_rps)
+            self.started_at = at
+        elif event == "company_done":
+            self.done += 1
+            self.rows += int(fields.get("rows") or 0)
+            self.retries += int(fields.get("retries") or 0)
+            self.add_requests(at, int(fields.get("requests") or 0))
+        elif event == "company_failed":
+            self.failed += 1
+            self.add_requests(at, int(fields.get("attempts") or 0))
+        elif event == "type_end":
+            self.finished_at = at
+            self.requests = int(fields.get("requests") or self.requests)
+            self.retries = int(fields.get("retries") or self.retries)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Displays
+# ---------------------------------------------------------------------------------------------------
+
+
+class ProgressDisplay:
+    """Turns log records (dicts from ``etl.logs``) into progress output; ``handle`` is thread-safe.
+
+    Subclasses decide how a line is shown (``_show``) and may redraw after each event (``_redraw``).
+    Events at or above ``min_event_level`` and other records at or above ``min_line_level`` are shown.
+    """
+
+    min_event_level = _INFO
+    min_line_level = _WARNING
+
+    def __init__(self, console: Console, budget_rps: float, verbose: bool = False, clock: Clock = time.time):
+        self.console = console
+        self.budget_rps = budget_rps
+        self.verbose = verbose
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._stats: dict[str, TypeStats] = {}
+        self._last_rate_change: tuple[Any, Any] | None = None
+
+    def start(self) -> None:
+        """Begin drawing (only the live display draws anything of its own)."""
+
+    def stop(self) -> None:
+        """Stop drawing; the last frame stays on screen."""
+
+    def __enter__(self) -> ProgressDisplay:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def stats(self, type_name: str) -> TypeStats:
+        """The counters for one data type (created on first sight)."""
+        with self._lock:
+            if type_name not in self._stats:
+                self._stats[type_name] = TypeStats(type_name, self.budget_rps)
+            return self._stats[type_name]
+
+    def handle(self, record: Mapping[str, Any]) -> None:
+        extra = record.get("extra") or {}
+        level = _level_number(record.get("level"))
+        with self._lock:
+            event = str(extra.get("event") or "")
+            if event == "rate_changed":
+                self._handle_rate_change(str(record.get("label") or PARENT_LABEL), extra, level)
+            elif event in _TYPE_EVENTS:
+                self._handle_event(event, record, extra, level)
+            elif level >= self.min_line_level:
+                self._show(_record_line(record), record.get("level"))
+
+    def _handle_event(self, event: str, record: Mapping[str, Any], fields: Mapping[str, Any], level: int) -> None:
+        stats = self.stats(str(fields.get("type") or record.get("label") or PARENT_LABEL))
+        stats.apply(event, fields, float(record.get("time") or self._clock()))
+        self._redraw(stats)
+        if level >= self.min_event_level:
+            self._show(event_line(event, fields, stats), record.get("level"))
+
+    def _handle_rate_change(self, label: str, fields: Mapping[str, Any], level: int) -> None:
+        # Every process reports the shared host's change; show each change once.
+        change = (fields.get("rate"), fields.get("reason"))
+        if change == self._last_rate_change:
+            return
+        self._last_rate_change = change
+        rate = float(fields.get("rate") or 0) or self.budget_rps
+        self.budget_rps = rate
+        for stats in self._stats.values():
+            stats.budget_rps = rate
+        if level >= self.min_event_level:
+            self._show(f"{label}: {describe_event('rate_changed', fields)}", "WARNING")
+
+    def _show(self, line: str, level: Any) -> None:
+        raise NotImplementedError
+
+    def _redraw(self, stats: TypeStats) -> None:
+        """Called after each event of a type; the plain displays have nothing to redraw."""
+
+
+def event_line(event: str, fields: Mapping[str, Any], stats: TypeStats) -> str:
+    """``prices [12/600] NABIL done (251 records)``, ``prices: 600 companies to fetch, ...``."""
+    description = describe_event(event, fields)
+    if event.startswith("company_"):
+        total = "?" if stats.total is None else f"{stats.total}"
+        return f"{stats.name} [{stats.attempted}/{total}] {fields.get('symbol', '?')} {description}"
+    return f"{stats.name}: {description}"
+
+
+def _record_line(record: Mapping[str, Any]) -> str:
+    """``WARNING: prices: message`` (label left out for the parent), plus a traceback's last line."""
+    label = record.get("label") or PARENT_LABEL
+    where = "" if label == PARENT_LABEL else f"{label}: "
+    line = f"{record.get('level', 'INFO')}: {where}{record.get('message', '')}"
+    exception = str(record.get("exception") or "").strip()
+    if exception:
+        line += f" ({exception.splitlines()[-1]})"
+    return line
+
+
+class PlainDisplay(ProgressDisplay):
+    """One line per event, flushed at once: for CI logs, cron mail and pipes."""
+
+    def __init__(self, console: Console, budget_rps: float, verbose: bool = False, clock: Clock = time.time):
+        super().__init__(console, budget_rps, verbose, clock)
+        if verbose:
+            self.min_event_level = self.min_line_level = _DEBUG
+
+    def _show(self, line: str, level: Any) -> None:
+        _say(self.console, line)
+        self.console.file.flush()
+
+
+class QuietDisplay(PlainDisplay):
+    """Only warnings and errors (failed companies and rate changes among them)."""
+
+    def __init__(self, console: Console, budget_rps: float, verbose: bool = False, clock: Clock = time.time):
+        super().__init__(console, budget_rps, False, clock)
+        self.min_event_level = self.min_line_level = _WARNING
+
+
+class _StatsColumn(ProgressColumn):
+    """``12,345 rows  4.8/5 req/s  3 retries  1 failed``, computed at each redraw."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__()
+        self._clock = clock
+
+    def render(self, task: Task) -> Text:
+        stats: TypeStats = task.fields["stats"]
+        rate = stats.rate(self._clock())
+        text = (
+            f"{stats.rows:,} rows  {rate:.1f}/{stats.budget_rps:g} req/s  "
+            f"{count_noun(stats.retries, 'retry', 'retries')}  {stats.failed:,} failed"
+        )
+        return Text(text, style="red" if stats.failed else "")
+
+
+class LiveDisplay(ProgressDisplay):
+    """rich progress bars, one per data type, redrawn in place; warnings and errors print above them."""
+
+    min_event_level = _WARNING
+
+    def __init__(self, console: Console, budget_rps: float, verbose: bool = False, clock: Clock = time.time):
+        super().__init__(console, budget_rps, verbose, clock)
+        if verbose:
+            self.min_line_level = _DEBUG
+        self._progress = Progress(
+            TextColumn("[bold]{task.description:<10}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            _StatsColumn(clock),
+            TimeRemainingColumn(),
+            console=console,
+            refresh_per_second=4,
+        )
+        self._tasks: dict[str, TaskID] = {}
+
+    def start(self) -> None:
+        self._progress.start()
+
+    def stop(self) -> None:
+        self._progress.stop()
+
+    def _show(self, line: str, level: Any) -> None:
+        self._progress.console.print(
+            Text(line, style=_LEVEL_STYLES.get(str(level).upper(), "")), highlight=False, soft_wrap=True
+        )
+
+    def _redraw(self, stats: TypeStats) -> None:
+        if stats.name not in self._tasks:
+            self._tasks[stats.name] = self._progress.add_task(stats.name, total=stats.total, stats=stats)
+        self._progress.update(self._tasks[stats.name], total=stats.total, completed=stats.attempted)
+
+
+def make_display(
+    mode: str,
+    console: Console | None,
+    budget_rps: float,
+    verbose: bool = False,
+    clock: Clock = time.time,
+) -> ProgressDisplay:
+    """Build the display for ``mode`` (one of ``MODES``); ``console=None`` means stdout."""
+    if mode == "live":
+        return LiveDisplay(console or Console(), budget_rps, verbose, clock)
+    plain_console = console or Console(no_color=True, highlight=False)
+    if mode == "plain":
+        return PlainDisplay(plain_console, budget_rps, verbose, clock)
+    if mode == "quiet":
+        return QuietDisplay(plain_console, budget_rps, verbose, clock)
+    raise ValueError(f"unknown display mode {mode!r}; expected one of {', '.join(MODES)}")
+
+
+# ---------------------------------------------------------------------------------------------------
+# End-of-run summary
+# ---------------------------------------------------------------------------------------------------
+
+
+def _number(stats: Mapping[str, Any], key: str) -> int:
+    value = stats.get(key)
+    return int(value) if isinstance(value, (int, float)) else 0
+
+
+def _duration(seconds: Any) -> str:
+    if not isinstance(seconds, (int, float)):
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def _rate(value: Any) -> str:
+    return f"{value:.1f}" if isinstance(value, (int, float)) else "-"
+
+
+def _failed_count(stats: Mapping[str, Any]) -> int:
+    if isinstance(stats.get("companies_failed"), (int, float)):
+        return _number(stats, "companies_failed")
+    return len(stats.get("errors") or [])
+
+
+def _headline(name: str, stats: Mapping[str, Any]) -> str:
+    """``Prices: 145,230 new records, 12 skipped, 5 errors``."""
+    return (
+        f"{name.capitalize()}: {count_noun(_number(stats, 'new'), 'new record')}, "
+        f"{_number(stats, 'companies_skipped'):,} skipped, {count_noun(_failed_count(stats), 'error')}"
+    )
+
+
+_TABLE_COLUMNS = (
+    ("OK", "companies_ok"),
+    ("Failed", "companies_failed"),
+    ("Skipped", "companies_skipped"),
+    ("New", "new"),
+    ("Updated", "updated"),
+    ("Unchanged", "unchanged"),
+    ("Quarantined", "quarantined"),
+    ("Requests", "requests"),
+    ("Retries", "retries"),
+    ("Throttled", "throttle_events"),
+)
+
+
+def _summary_table(types: Mapping[str, Mapping[str, Any]]) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, title="Run summary", title_justify="left", pad_edge=False)
+    table.add_column("Type", no_wrap=True)
+    for header, _ in _TABLE_COLUMNS:
+        table.add_column(header, justify="right", no_wrap=True)
+    table.add_column("req/s", justify="right", no_wrap=True)
+    table.add_column("Elapsed", justify="right", no_wrap=True)
+    for name, stats in types.items():
+        numbers = [f"{_number(stats, key):,}" for _, key in _TABLE_COLUMNS]
+        table.add_row(name, *numbers, _rate(stats.get("achieved_rps")), _duration(stats.get("elapsed_s")))
+    return table
+
+
+def _failures(types: Mapping[str, Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:
+    for name, stats in types.items():
+        for error in stats.get("errors") or []:
+            yield {"type": name, **error}
+
+
+def _failure_lines(types: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    failures = list(_failures(types))
+    if not failures:
+        return ["No failures."]
+    lines = [f"Failures ({len(failures):,}):"]
+    for failure in failures[:MAX_LISTED_FAILURES]:
+        attempts = count_noun(int(failure.get("attempts") or 0), "attempt")
+        lines.append(
+            f"  {failure.get('type', '?')} {failure.get('symbol', '?')}: {failure.get('reason', '-')} ({attempts})"
+        )
+    if len(failures) > MAX_LISTED_FAILURES:
+        lines.append(f"  ... and {len(failures) - MAX_LISTED_FAILURES:,} more")
+    return lines
+
+
+def exit_code_of(report: Mapping[str, Any]) -> int:
+    """The report's exit code, or the one it implies: 130 interrupted, 1 some failures, 0 success."""
+    if isinstance(report.get("exit_code"), int):
+        return report["exit_code"]
+    if report.get("interrupted"):
+        return 130
+    types = report.get("types") or {}
+    return 1 if any(_failed_count(stats) for stats in types.values()) else 0
+
+
+def _print_table(console: Console, table: Table) -> None:
+    if console.is_terminal:
+        console.print(table)
+        return
+    # Not a terminal (log file, CI, pipe): rich would squeeze the table into 80 columns; render it as
+    # plain text at a width it fits in.
+    plain = Console(file=io.StringIO(), width=max(console.width, TABLE_WIDTH), no_color=True, highlight=False)
+    plain.print(table)
+    for line in plain.file.getvalue().splitlines():
+        _say(console, line.rstrip())
+
+
+def render_summary(report: Mapping[str, Any], console: Console) -> None:
+    """Print the end-of-run summary from the run report (missing keys show as 0 or "-")."""
+    types: Mapping[str, Mapping[str, Any]] = report.get("types") or {}
+    for name, stats in types.items():
+        _say(console, _headline(name, stats))
+    _print_table(console, _summary_table(types))
+    for line in _failure_lines(types):
+        _say(console, line)
+    for title, key in (("Database", "database"), ("Run report", "report_path"), ("Log", "log_path")):
+        _say(console, f"{title}: {report.get(key) or '-'}")
+    code = exit_code_of(report)
+    _say(console, f"Exit code: {code} ({EXIT_MEANINGS.get(code, 'error')})")

@@ -1,0 +1,69 @@
+"""Shared fixtures: a simulator on loopback and a way to run the real CLI against it."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from etl.simulator import SimConfig, SimData, SimulatorProcess
+
+REPO = Path(__file__).resolve().parent.parent
+BACKFILL = REPO / "scripts" / "backfill.py"
+SEED = 7
+# Fast but still paced: four processes share 40 starts a second.
+FAST = ["--max-rps", "40", "--pacing", "0.02", "--backoff-base", "0.05", "--backoff-cap", "0.5"]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("NEPSE_")}
+    env.update(extra)
+    return env
+
+
+def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 240,
+            ) -> subprocess.CompletedProcess[str]:
+    """Run scripts/backfill.py as a user would (cwd matters: .env is read from it)."""
+    return subprocess.run([sys.executable, str(BACKFILL), *args], cwd=cwd, env=env or clean_env(),
+                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def table_rows(db: Path, table: str) -> list[tuple]:
+    connection = sqlite3.connect(db)
+    try:
+        return sorted(connection.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
+    finally:
+        connection.close()
+
+
+DATA_TABLES = ("securities", "prices", "reports", "dividends", "profiles")
+
+
+def database_content(db: Path) -> dict[str, list[tuple]]:
+    return {table: table_rows(db, table) for table in DATA_TABLES}
+
+
+@pytest.fixture(scope="session")
+def sim_data() -> SimData:
+    return SimData(SEED, n_companies=120)
+
+
+@pytest.fixture(scope="session")
+def simulator() -> Iterator[SimulatorProcess]:
+    with SimulatorProcess(SimConfig(seed=SEED, n_companies=120)) as process:
+        yield process
+
+
+@pytest.fixture(scope="session")
+def some_symbols(sim_data: SimData) -> list[str]:
+    """Eight active companies, one of them a debenture whose symbol has a slash."""
+    active = [c["symbol"].strip() for c in sim_data.companies() if c["status"] == "A"]
+    slashed = [symbol for symbol in active if "/" in symbol]
+    chosen = [symbol for symbol in active if "/" not in symbol][:7] + slashed[:1]
+    assert len(chosen) == 8 and slashed, "the simulator should list an active debenture with a slash"
+    return chosen
