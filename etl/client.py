@@ -93,6 +93,10 @@ class NepseClient:
             connector=connector,
             timeout=aiohttp.ClientTimeout(total=self.settings.timeout),
         )
+        # aiohttp silently resends an idempotent request once when the server drops the connection.
+        # That resend would bypass the host budget and our retry table, so turn it off (no public switch).
+        if hasattr(self._session, "_retry_connection"):
+            self._session._retry_connection = False
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

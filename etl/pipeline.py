@@ -50,6 +50,7 @@ class RunContext:
     console: Console
     started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     interrupted: bool = False
+    company_list_requests: int = 0  # the parent's own calls (auth included), for the report
 
     @property
     def log_path(self) -> Path:
@@ -89,16 +90,19 @@ def output_lock(output: Path) -> Iterator[None]:
 # ---- the company list
 
 
-async def _fetch_company_list(settings: Settings, budget: HostBudget) -> Any:
-    async with NepseClient(settings, budget) as client:
-        return await SECURITIES.fetch(client, None, None)  # type: ignore[arg-type]
+async def _fetch_company_list(context: RunContext, budget: HostBudget) -> Any:
+    async with NepseClient(context.settings, budget) as client:
+        try:
+            return await SECURITIES.fetch(client, None, None)  # type: ignore[arg-type]
+        finally:
+            context.company_list_requests = client.stats.requests
 
 
 def fetch_universe(context: RunContext, budget: HostBudget) -> list[Company]:
     settings = context.settings
     host = settings.base_url
     try:
-        records = asyncio.run(_fetch_company_list(settings, budget))
+        records = asyncio.run(_fetch_company_list(context, budget))
     except FetchError as error:
         if error.outcome == "tls_error":
             raise ConfigError(error.detail) from None
@@ -237,6 +241,7 @@ def build_report(context: RunContext, extract: dict[str, dict[str, Any]], loads:
         "log_path": str(context.log_path),
         "budget_rps": settings.max_rps,
         "throttle_events": budget.throttle_events if budget else 0,
+        "company_list_requests": context.company_list_requests,
         "types": types,
         "securities": loads["securities"].as_dict() if "securities" in loads else None,
         "load": {name: counts.as_dict() for name, counts in loads.items()},

@@ -107,7 +107,7 @@ def test_process_pacer_spaces_starts_and_caps_in_flight() -> None:
 
     starts, peak = asyncio.run(go())
     assert peak == 2
-    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
     assert min(gaps) >= 0.045
 
 

@@ -1,0 +1,137 @@
+"""SimData: the whole synthetic NEPSE dataset for one seed, generated lazily per security."""
+
+from __future__ import annotations
+
+import bisect
+import datetime
+import random
+from collections.abc import Callable
+
+from etl.simulator import filings
+from etl.simulator.companies import ACTIVE, DELISTED, EQUITY, Security, generate_securities
+from etl.simulator.nepal_calendar import nepal_today
+from etl.simulator.prices import simulate_prices
+
+RecordBuilder = Callable[[int, Security, datetime.date], list[dict]]
+PROMOTER_SHARE_SECTORS = frozenset({"Commercial Banks", "Development Banks", "Finance", "Microfinance"})
+PROMOTER_SHARE_PROBABILITY = 0.15
+
+
+class SimData:
+    def __init__(
+        self,
+        seed: int,
+        n_companies: int = 600,
+        today: datetime.date | None = None,
+        history_days: int = 365,
+    ) -> None:
+        self.seed = seed
+        self.today = today or nepal_today()
+        self.history_start = self.today - datetime.timedelta(days=history_days)
+        self._securities = generate_securities(seed, n_companies)
+        self._by_id = {security.id: security for security in self._securities}
+        self._companies = [security.company_json() for security in self._securities]
+        self._security_list = self._build_security_list()
+        self._prices: dict[int, list[dict]] = {}
+        self._price_dates: dict[int, list[str]] = {}
+        self._reports: dict[int, list[dict]] = {}
+        self._dividends: dict[int, list[dict]] = {}
+        self._profiles: dict[int, dict] = {}
+
+    def security(self, security_id: int) -> Security | None:
+        return self._by_id.get(security_id)
+
+    def companies(self) -> list[dict]:
+        """The served `/api/nots/company/list` array."""
+        return self._companies
+
+    def securities(self, non_delisted: bool = True) -> list[dict]:
+        """The served `/api/nots/security` array; includes promoter shares, as the real one does."""
+        if not non_delisted:
+            return self._security_list
+        return [entry for entry in self._security_list if entry["activeStatus"] != DELISTED]
+
+    def prices(self, security_id: int, start: datetime.date, end: datetime.date) -> list[dict]:
+        """Served price rows of [start, end] (clipped to the served history), newest first."""
+        rows = self._served_prices(security_id)
+        dates = self._price_dates[security_id]
+        first = bisect.bisect_left(dates, start.isoformat())
+        after_last = bisect.bisect_right(dates, end.isoformat())
+        return rows[first:after_last][::-1]
+
+    def served_prices(self, security_id: int) -> list[dict]:
+        """The whole served price history of a security, newest first."""
+        return self.prices(security_id, self.history_start, self.today)
+
+    def reports(self, security_id: int) -> list[dict]:
+        return self._cached(self._reports, security_id, filings.reports)
+
+    def dividends(self, security_id: int) -> list[dict]:
+        return self._cached(self._dividends, security_id, filings.dividends)
+
+    def profile(self, security_id: int) -> dict | None:
+        security = self._by_id.get(security_id)
+        if security is None:
+            return None
+        if security_id not in self._profiles:
+            self._profiles[security_id] = filings.profile(self.seed, security)
+        return self._profiles[security_id]
+
+    def _cached(self, cache: dict[int, list[dict]], security_id: int, build: RecordBuilder) -> list[dict]:
+        """Records of a security, built on first use; [] for an unknown id."""
+        security = self._by_id.get(security_id)
+        if security is None:
+            return []
+        if security_id not in cache:
+            cache[security_id] = build(self.seed, security, self.today)
+        return cache[security_id]
+
+    def _served_prices(self, security_id: int) -> list[dict]:
+        """Oldest first; the per-security cache behind prices()."""
+        if security_id not in self._prices:
+            security = self._by_id.get(security_id)
+            rows = [] if security is None else simulate_prices(self.seed, security, self.history_start, self.today)
+            self._prices[security_id] = rows
+            self._price_dates[security_id] = [row["businessDate"] for row in rows]
+        return self._prices[security_id]
+
+    def _build_security_list(self) -> list[dict]:
+        entries = [security_list_entry(security) for security in self._securities]
+        rng = random.Random(f"{self.seed}:promoters")
+        next_id = max(self._by_id, default=100) + rng.randint(50, 200)
+        symbols = {security.symbol.strip() for security in self._securities}
+        for security in self._securities:
+            if is_promoter_candidate(security) and rng.random() < PROMOTER_SHARE_PROBABILITY:
+                symbol = security.symbol.strip() + "PO"
+                if symbol in symbols:
+                    continue
+                symbols.add(symbol)
+                entries.append(promoter_entry(security, next_id, symbol))
+                next_id += rng.randint(1, 4)
+        return entries
+
+
+def is_promoter_candidate(security: Security) -> bool:
+    return (
+        security.instrument_type == EQUITY and security.status == ACTIVE and security.sector in PROMOTER_SHARE_SECTORS
+    )
+
+
+def security_list_entry(security: Security) -> dict:
+    return {
+        "id": security.id,
+        "symbol": security.symbol,
+        "securityName": security.security_name,
+        "name": security.company_name,
+        "activeStatus": security.status,
+    }
+
+
+def promoter_entry(security: Security, security_id: int, symbol: str) -> dict:
+    return {
+        "id": security_id,
+        "symbol": symbol,
+        "securityName": security.security_name.strip() + " Promoter Share",
+        "name": security.company_name,
+        "activeStatus": ACTIVE,
+    }

@@ -1,0 +1,566 @@
+#!/usr/bin/env python3
+"""Benchmark nepse-etl against the bundled simulator on loopback (issue #6).
+
+Runs the real CLI (`scripts/backfill.py`) as a subprocess against `etl.simulator` on 127.0.0.1
+and reports calls, wall time, the ideal time (calls / budget), utilization, the simulator's highest
+one-second window of request starts, CPU seconds, peak memory of the CLI's process tree, the load
+stage's rows per second, the time of a `--load-only` re-run and rows lost. In the same run, on the
+same simulator: the seed's design and a plain sequential loop (scripts/bench_baselines.py), nepse-etl
+again at the seed's measured peak rate, nepse-etl at other company counts (memory), and a load-stage
+benchmark on ~150,000 price rows.
+
+Measurement notes:
+- CPU seconds: `resource.getrusage(RUSAGE_CHILDREN)` of this process, before and after the CLI
+  subprocess. It covers the CLI and every descendant it waited for (the pool workers, the log
+  manager); the simulator is a separate child that is still running, so it is not included.
+- Peak memory: the sum of RSS over the CLI process and all its descendants, sampled every 0.2 s
+  with psutil (shared pages are counted once per process, so this errs high).
+- Extract time: the longest `types.*.elapsed_s` of the run report (the pool phase, after the company
+  list); extract utilization = the requests of the four types / extract time / budget. Whole-run
+  utilization = all simulator calls / process wall time / budget.
+
+`python scripts/bench.py --quick` is a one-minute sanity check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+from rich.console import Console
+from rich.table import Table
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from bench_baselines import (  # noqa: E402
+    TYPE_NAMES,
+    BaselineResult,
+    Window,
+    expected_keys,
+    run_seed_design,
+    run_sequential,
+)
+
+from etl.settings import nepal_today  # noqa: E402
+from etl.simulator import SimConfig, SimulatorProcess  # noqa: E402
+from etl.simulator.config import FAULT_RATE_FIELDS  # noqa: E402
+
+BACKFILL = REPO_ROOT / "scripts" / "backfill.py"
+SAMPLE_INTERVAL_S = 0.2
+TARGET_UTILIZATION_CLEAN = 0.95
+TARGET_UTILIZATION_FAULTS = 0.85
+TARGET_LOAD_ROWS_PER_S = 150_000
+MB = 1024 * 1024
+
+
+# ---- command line
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--companies", type=int, default=600, help="companies in the simulator's list (default 600)")
+    parser.add_argument("--max-rps", type=float, default=5.0, help="nepse-etl's host budget, req/s (default 5)")
+    parser.add_argument("--pacing", type=float, default=0.2, help="nepse-etl's per-process pacing, s (default 0.2)")
+    parser.add_argument("--latency-median", type=float, default=0.3, help="log-normal latency median, s (0.3)")
+    parser.add_argument("--latency-sigma", type=float, default=0.7, help="log-normal latency sigma (0.7)")
+    parser.add_argument("--faults", type=float, default=0.0,
+                        help="total fault probability, spread evenly over " + ", ".join(FAULT_RATE_FIELDS))
+    parser.add_argument("--seed", type=int, default=42, help="simulator data seed (default 42)")
+    parser.add_argument("--memory-sizes", type=int, nargs="*", default=[300],
+                        help="extra company counts to run nepse-etl at, for peak memory (default 300)")
+    parser.add_argument("--load-companies", type=int, default=1170,
+                        help="simulator companies for the load benchmark (1170 -> ~150,000 price rows)")
+    parser.add_argument("--skip-baselines", action="store_true", help="no seed / sequential / equal-peak runs")
+    parser.add_argument("--skip-sequential", action="store_true", help="no sequential loop (it takes the longest)")
+    parser.add_argument("--skip-load", action="store_true", help="no load-stage benchmark")
+    parser.add_argument("--json", type=Path, default=None, help="write the results here as JSON")
+    parser.add_argument("--keep", type=Path, default=None, help="keep the output directories under this path")
+    parser.add_argument("--quick", action="store_true",
+                        help="sanity check in about a minute: 60 companies, 40 req/s, small load and memory runs")
+    return parser
+
+
+def apply_quick(args: argparse.Namespace) -> argparse.Namespace:
+    if args.quick:
+        args.companies, args.max_rps, args.pacing = 60, 40.0, 0.05
+        args.latency_median, args.memory_sizes, args.load_companies = 0.05, [30], 120
+    return args
+
+
+def sim_config(args: argparse.Namespace, n_companies: int, latency: bool = True) -> SimConfig:
+    share = args.faults / len(FAULT_RATE_FIELDS) if latency else 0.0
+    return SimConfig(
+        seed=args.seed,
+        n_companies=n_companies,
+        latency_median_s=args.latency_median if latency else 0.0,
+        latency_sigma=args.latency_sigma if latency else 0.0,
+        **dict.fromkeys(FAULT_RATE_FIELDS, share),
+    )
+
+
+# ---- running the CLI and watching its process tree
+
+
+def clean_environment() -> dict[str, str]:
+    """The environment without NEPSE_* settings and without proxies (loopback only)."""
+    return {key: value for key, value in os.environ.items()
+            if not key.startswith("NEPSE_") and "proxy" not in key.lower()}
+
+
+class TreeSampler(threading.Thread):
+    """Samples the summed RSS of a process and all its descendants until stopped."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.peak_rss = 0
+        self.peak_processes = 0
+        self._stop_event = threading.Event()
+
+    def _sample(self) -> None:
+        try:
+            root = psutil.Process(self.pid)
+            processes = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return
+        total = 0
+        for process in processes:
+            try:
+                total += process.memory_info().rss
+            except psutil.Error:
+                continue
+        self.peak_rss = max(self.peak_rss, total)
+        self.peak_processes = max(self.peak_processes, len(processes))
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            self._sample()
+            self._stop_event.wait(SAMPLE_INTERVAL_S)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join()
+
+
+@dataclass
+class CliRun:
+    argv: list[str]
+    returncode: int
+    wall_s: float
+    cpu_s: float
+    peak_rss_mb: float
+    peak_processes: int
+    report: dict[str, Any]
+    stderr_tail: str
+
+
+def children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def newest_report(output: Path) -> dict[str, Any]:
+    reports = sorted((output / "runs").glob("*.json"), key=lambda path: path.stat().st_mtime)
+    return json.loads(reports[-1].read_text()) if reports else {}
+
+
+def run_cli(output: Path, options: list[str]) -> CliRun:
+    argv = [sys.executable, str(BACKFILL), "--output", str(output), "--quiet", *options]
+    cpu_before = children_cpu_s()
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="nepse-bench-cwd-") as cwd:
+        process = subprocess.Popen(argv, cwd=cwd, env=clean_environment(),
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        sampler = TreeSampler(process.pid)
+        sampler.start()
+        _, stderr = process.communicate()
+        wall_s = time.monotonic() - started
+        sampler.stop()
+    return CliRun(argv, process.returncode, wall_s, children_cpu_s() - cpu_before,
+                  sampler.peak_rss / MB, sampler.peak_processes, newest_report(output), stderr[-2000:])
+
+
+# ---- rows lost
+
+
+def window_of_today() -> Window:
+    until = nepal_today()
+    return until - datetime.timedelta(days=365), until
+
+
+def table_counts(db_path: Path) -> dict[str, int]:
+    if not db_path.exists():
+        return dict.fromkeys(TYPE_NAMES, 0)
+    connection = sqlite3.connect(db_path)
+    try:
+        return {name: connection.execute(f"SELECT count(*) FROM {name}").fetchone()[0] for name in TYPE_NAMES}
+    except sqlite3.OperationalError:
+        return dict.fromkeys(TYPE_NAMES, 0)
+    finally:
+        connection.close()
+
+
+def rows_summary(expected: dict[str, int], got: dict[str, int]) -> dict[str, Any]:
+    per_type = {name: {"expected": expected[name], "got": got.get(name, 0),
+                       "lost": max(0, expected[name] - got.get(name, 0))} for name in TYPE_NAMES}
+    return {"per_type": per_type, "expected": sum(expected.values()),
+            "lost": sum(entry["lost"] for entry in per_type.values())}
+
+
+# ---- scenarios
+
+
+@dataclass
+class Context:
+    args: argparse.Namespace
+    workdir: Path
+    console: Console
+    window: Window = field(default_factory=window_of_today)
+    _expected: dict[tuple[int, int], dict[str, int]] = field(default_factory=dict)
+
+    def expected(self, n_companies: int) -> dict[str, int]:
+        key = (self.args.seed, n_companies)
+        if key not in self._expected:
+            keys = expected_keys(self.args.seed, n_companies, self.window)
+            self._expected[key] = {name: len(found) for name, found in keys.items()}
+        return self._expected[key]
+
+    def output_dir(self, label: str) -> Path:
+        path = self.workdir / label.replace(" ", "-").replace("@", "at")
+        path.mkdir(parents=True, exist_ok=False)
+        return path
+
+
+def sim_snapshot(sim: SimulatorProcess) -> dict[str, Any]:
+    stats = sim.stats()
+    stats.pop("starts", None)
+    return stats
+
+
+def sim_span_rate(stats: dict[str, Any]) -> float:
+    """Request starts per second between the first and the last start the simulator saw."""
+    first, last = stats.get("first_start"), stats.get("last_start")
+    if first is None or last is None or last <= first:
+        return 0.0
+    return (stats["requests"] - 1) / (last - first)
+
+
+def extract_figures(report: dict[str, Any], calls: int, wall_s: float, budget: float) -> dict[str, Any]:
+    types = report.get("types", {})
+    extract_s = max((entry.get("elapsed_s", 0.0) for entry in types.values()), default=0.0)
+    type_requests = sum(entry.get("requests", 0) for entry in types.values())
+    load = report.get("load", {})
+    prices = load.get("prices", {})
+    ideal_s = calls / budget
+    return {
+        "extract_s": extract_s,
+        "ideal_s": ideal_s,
+        "wall_over_ideal": wall_s / ideal_s if ideal_s else 0.0,
+        "wall_target_s": 1.05 * ideal_s + 5.0,
+        "utilization_extract": type_requests / extract_s / budget if extract_s else 0.0,
+        "utilization_wall": calls / wall_s / budget if wall_s else 0.0,
+        "retries": sum(entry.get("retries", 0) for entry in types.values()),
+        "throttle_events": report.get("throttle_events", 0),
+        "companies_failed": sum(entry.get("companies_failed", 0) for entry in types.values()),
+        "load_s": sum(entry.get("seconds", 0.0) for entry in load.values()),
+        "load_price_rows": prices.get("rows_read", 0),
+        "load_price_rows_per_s": prices.get("rows_read", 0) / prices["seconds"] if prices.get("seconds") else 0.0,
+    }
+
+
+def dir_bytes(path: Path) -> int:
+    return sum(item.stat().st_size for item in path.rglob("*") if item.is_file()) if path.exists() else 0
+
+
+def run_ours(context: Context, sim: SimulatorProcess, label: str, max_rps: float, pacing: float,
+             load_only_rerun: bool = True) -> dict[str, Any]:
+    context.console.print(f"[bold]{label}[/]: nepse-etl at {max_rps:g} req/s, pacing {pacing:g} s ...")
+    output = context.output_dir(label)
+    sim.reset_stats()
+    run = run_cli(output, ["--base-url", sim.base_url, "--max-rps", f"{max_rps:g}", "--pacing", f"{pacing:g}"])
+    stats = sim_snapshot(sim)
+    result: dict[str, Any] = {
+        "label": label, "kind": "nepse-etl", "n_companies": sim.config.n_companies,
+        "max_rps": max_rps, "pacing": pacing, "exit_code": run.returncode,
+        "calls": stats["requests"], "wall_s": run.wall_s, "cpu_s": run.cpu_s,
+        "peak_rss_mb": run.peak_rss_mb, "peak_processes": run.peak_processes,
+        "sim_max_starts_per_1s": stats["max_starts_per_1s"], "sim_max_in_flight": stats["max_in_flight"],
+        "sim_span_rps": sim_span_rate(stats), "sim_status_counts": stats["status_counts"],
+        **extract_figures(run.report, stats["requests"], run.wall_s, max_rps),
+        "rows": rows_summary(context.expected(sim.config.n_companies), table_counts(output / "nepse.db")),
+        "raw_zone_mb": dir_bytes(output / "raw") / MB,
+        "db_mb": (output / "nepse.db").stat().st_size / MB if (output / "nepse.db").exists() else 0.0,
+        "stderr_tail": run.stderr_tail if run.returncode not in (0, 1) else "",
+    }
+    if load_only_rerun:
+        rerun = run_cli(output, ["--load-only"])
+        result["load_only_rerun_s"] = rerun.wall_s
+        result["load_only_rerun_exit_code"] = rerun.returncode
+    return result
+
+
+def run_reference(context: Context, sim: SimulatorProcess,
+                  runner: Callable[[str, Window], BaselineResult]) -> dict[str, Any]:
+    sim.reset_stats()
+    baseline = runner(sim.base_url, context.window)
+    stats = sim_snapshot(sim)
+    got = {name: len(keys) for name, keys in baseline.keys.items()}
+    return {
+        "label": baseline.name, "kind": "baseline", "n_companies": sim.config.n_companies,
+        "calls": stats["requests"], "wall_s": baseline.wall_s,
+        "sim_max_starts_per_1s": stats["max_starts_per_1s"], "sim_max_in_flight": stats["max_in_flight"],
+        "sim_span_rps": sim_span_rate(stats), "sim_status_counts": stats["status_counts"],
+        "companies_failed": baseline.failures, "failure_reasons": baseline.failure_reasons,
+        "rows": rows_summary(context.expected(sim.config.n_companies), got),
+    }
+
+
+def run_baselines(context: Context, sim: SimulatorProcess) -> list[dict[str, Any]]:
+    args = context.args
+    context.console.print("[bold]seed design[/]: 4 types in turn, 5 threads, 0.2 s sleep, no retry ...")
+    seed = run_reference(context, sim, run_seed_design)
+    results = [seed]
+    peak = seed["sim_max_starts_per_1s"]
+    if peak > 0:
+        pacing = min(args.pacing, 4.0 / peak)
+        results.append(run_ours(context, sim, f"nepse-etl @ seed peak {peak}", float(peak), pacing,
+                                load_only_rerun=False))
+    if not args.skip_sequential:
+        context.console.print("[bold]sequential loop[/]: one request after another, no retry ...")
+        results.append(run_reference(context, sim, run_sequential))
+    return results
+
+
+def run_memory_sizes(context: Context, main_result: dict[str, Any]) -> list[dict[str, Any]]:
+    args = context.args
+    results = []
+    for n_companies in args.memory_sizes:
+        with SimulatorProcess(sim_config(args, n_companies)) as sim:
+            results.append(run_ours(context, sim, f"nepse-etl {n_companies} companies", args.max_rps, args.pacing,
+                                    load_only_rerun=False))
+    return sorted([*results, main_result], key=lambda entry: entry["n_companies"])
+
+
+def run_load_benchmark(context: Context) -> dict[str, Any]:
+    """Extract ~150k price rows at zero latency, then time --load-only into a fresh DB, twice."""
+    args = context.args
+    context.console.print(f"[bold]load[/]: extracting prices of {args.load_companies} companies (no latency) ...")
+    output = context.output_dir("load")
+    with SimulatorProcess(sim_config(args, args.load_companies, latency=False)) as sim:
+        extract = run_cli(output, ["--base-url", sim.base_url, "--types", "prices", "--extract-only",
+                                   "--max-rps", "200", "--pacing", "0"])
+    passes = []
+    for label in ("fresh database", "reload (all conflicts)"):
+        context.console.print(f"[bold]load[/]: --load-only, {label} ...")
+        run = run_cli(output, ["--load-only", "--types", "prices"])
+        prices = run.report.get("load", {}).get("prices", {})
+        seconds = prices.get("seconds", 0.0)
+        rows = prices.get("rows_read", 0)
+        passes.append({"label": label, "exit_code": run.returncode, "rows": rows, "new": prices.get("new", 0),
+                       "updated": prices.get("updated", 0), "unchanged": prices.get("unchanged", 0),
+                       "load_s": seconds, "rows_per_s": rows / seconds if seconds else 0.0,
+                       "process_wall_s": run.wall_s, "rows_per_s_process": rows / run.wall_s if run.wall_s else 0.0,
+                       "peak_rss_mb": run.peak_rss_mb, "cpu_s": run.cpu_s})
+    return {"n_companies": args.load_companies, "extract_exit_code": extract.returncode,
+            "extract_wall_s": extract.wall_s, "passes": passes}
+
+
+# ---- targets
+
+
+def verdict(passed: bool) -> str:
+    return "met" if passed else "NOT met"
+
+
+def check_targets(results: dict[str, Any]) -> list[dict[str, str]]:
+    main = results["main"]
+    faults = results["config"]["faults"]
+    target = TARGET_UTILIZATION_FAULTS if faults > 0 else TARGET_UTILIZATION_CLEAN
+    checks = [
+        {"target": f"extract utilization >= {target:.2f} ({'with' if faults else 'no'} faults)",
+         "measured": f"{main['utilization_extract']:.3f}", "verdict": verdict(main["utilization_extract"] >= target)},
+        {"target": "wall <= 1.05 x ideal + 5 s",
+         "measured": f"{main['wall_s']:.1f} s vs {main['wall_target_s']:.1f} s",
+         "verdict": verdict(main["wall_s"] <= main["wall_target_s"])},
+        {"target": "no rows lost", "measured": str(main["rows"]["lost"]),
+         "verdict": verdict(main["rows"]["lost"] == 0)},
+    ]
+    references = {entry["label"]: entry for entry in results.get("baselines", [])}
+    seed = references.get("seed design")
+    ours_at_peak = next((entry for entry in results.get("baselines", []) if entry["kind"] == "nepse-etl"), None)
+    if seed and ours_at_peak:
+        faster = ours_at_peak["wall_s"] < seed["wall_s"]
+        checks.append({"target": "faster than the seed at its peak rate, no rows lost",
+                       "measured": f"{ours_at_peak['wall_s']:.1f} s (lost {ours_at_peak['rows']['lost']}) vs "
+                                   f"{seed['wall_s']:.1f} s (lost {seed['rows']['lost']})",
+                       "verdict": verdict(faster and ours_at_peak["rows"]["lost"] == 0)})
+    load = results.get("load")
+    if load:
+        fresh = load["passes"][0]
+        checks.append({"target": f"load >= {TARGET_LOAD_ROWS_PER_S:,} rows/s (fresh DB)",
+                       "measured": f"{fresh['rows_per_s']:,.0f} rows/s on {fresh['rows']:,} rows",
+                       "verdict": verdict(fresh["rows_per_s"] >= TARGET_LOAD_ROWS_PER_S)})
+    sizes = results.get("memory", [])
+    if len(sizes) >= 2:
+        small, large = sizes[0], sizes[-1]
+        growth = large["peak_rss_mb"] - small["peak_rss_mb"]
+        data_growth = (large["raw_zone_mb"] + large["db_mb"]) - (small["raw_zone_mb"] + small["db_mb"])
+        allowed = data_growth + 0.1 * small["peak_rss_mb"]
+        checks.append({"target": "peak RSS grows no more than the data (+10 % slack)",
+                       "measured": f"{small['peak_rss_mb']:.0f} MB @ {small['n_companies']} -> "
+                                   f"{large['peak_rss_mb']:.0f} MB @ {large['n_companies']} (+{growth:.0f} MB; "
+                                   f"data +{data_growth:.1f} MB)",
+                       "verdict": verdict(growth <= allowed)})
+    return checks
+
+
+# ---- output
+
+
+def runs_table(title: str, entries: list[dict[str, Any]]) -> Table:
+    table = Table(title=title)
+    for column in ("run", "companies", "calls", "wall s", "ideal s", "wall/ideal", "util extract", "util wall",
+                   "max 1 s", "CPU s", "peak MB", "load rows/s", "load-only s", "failed", "rows lost"):
+        table.add_column(column, justify="left" if column == "run" else "right")
+    for entry in entries:
+        ours = entry["kind"] == "nepse-etl"
+
+        def value(key: str, fmt: str, entry: dict[str, Any] = entry) -> str:
+            return format(entry[key], fmt) if key in entry else "-"
+
+        table.add_row(entry["label"], str(entry["n_companies"]), str(entry["calls"]), value("wall_s", ".1f"),
+                      value("ideal_s", ".1f"), value("wall_over_ideal", ".3f"), value("utilization_extract", ".3f"),
+                      value("utilization_wall", ".3f"), str(entry["sim_max_starts_per_1s"]),
+                      value("cpu_s", ".1f"), value("peak_rss_mb", ".0f"),
+                      value("load_price_rows_per_s", ",.0f") if ours else "-", value("load_only_rerun_s", ".1f"),
+                      str(entry["companies_failed"]), f"{entry['rows']['lost']} / {entry['rows']['expected']:,}")
+    return table
+
+
+def load_table(load: dict[str, Any]) -> Table:
+    table = Table(title=f"Load stage: --load-only --types prices ({load['n_companies']} simulated companies)")
+    for column in ("pass", "rows", "new", "updated", "unchanged", "load s", "rows/s", "process s",
+                   "rows/s (process)", "peak MB"):
+        table.add_column(column, justify="left" if column == "pass" else "right")
+    for entry in load["passes"]:
+        table.add_row(entry["label"], f"{entry['rows']:,}", f"{entry['new']:,}", f"{entry['updated']:,}",
+                      f"{entry['unchanged']:,}", f"{entry['load_s']:.3f}", f"{entry['rows_per_s']:,.0f}",
+                      f"{entry['process_wall_s']:.2f}", f"{entry['rows_per_s_process']:,.0f}",
+                      f"{entry['peak_rss_mb']:.0f}")
+    return table
+
+
+def memory_table(entries: list[dict[str, Any]]) -> Table:
+    table = Table(title="Peak memory of the CLI process tree (sum of RSS, sampled every 0.2 s)")
+    for column in ("companies", "calls", "peak MB", "processes", "raw zone MB", "db MB", "rows"):
+        table.add_column(column, justify="right")
+    for entry in entries:
+        table.add_row(str(entry["n_companies"]), str(entry["calls"]), f"{entry['peak_rss_mb']:.0f}",
+                      str(entry["peak_processes"]), f"{entry['raw_zone_mb']:.1f}", f"{entry['db_mb']:.1f}",
+                      f"{entry['rows']['expected']:,}")
+    return table
+
+
+def targets_table(checks: list[dict[str, str]]) -> Table:
+    table = Table(title="Targets")
+    for column in ("target", "measured", "verdict"):
+        table.add_column(column)
+    for check in checks:
+        table.add_row(check["target"], check["measured"], check["verdict"])
+    return table
+
+
+def render(console: Console, results: dict[str, Any]) -> None:
+    config = results["config"]
+    console.print(f"\nSimulator: seed {config['seed']}, {config['companies']} companies, latency log-normal median "
+                  f"{config['latency_median']:g} s sigma {config['latency_sigma']:g}, faults {config['faults']:g}; "
+                  f"nepse-etl budget {config['max_rps']:g} req/s, pacing {config['pacing']:g} s")
+    console.print(runs_table("Extract + load runs", [results["main"], *results.get("baselines", [])]))
+    if len(results.get("memory", [])) > 1:
+        console.print(memory_table(results["memory"]))
+    if results.get("load"):
+        console.print(load_table(results["load"]))
+    console.print(targets_table(results["targets"]))
+
+
+def machine() -> dict[str, Any]:
+    return {"nproc": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 1024**3, 1),
+            "python": platform.python_version(), "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine()}
+
+
+@contextmanager
+def work_directory(keep: Path | None) -> Iterator[Path]:
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        yield Path(tempfile.mkdtemp(prefix="bench-", dir=keep))
+        return
+    with tempfile.TemporaryDirectory(prefix="nepse-bench-") as name:
+        yield Path(name)
+
+
+def run_all(context: Context) -> dict[str, Any]:
+    args = context.args
+    results: dict[str, Any] = {
+        "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
+        "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "config": {key: value for key, value in vars(args).items() if key not in {"json", "keep"}},
+        "price_window": [day.isoformat() for day in context.window],
+    }
+    with SimulatorProcess(sim_config(args, args.companies)) as sim:
+        results["main"] = run_ours(context, sim, "nepse-etl", args.max_rps, args.pacing)
+        if not args.skip_baselines:
+            results["baselines"] = run_baselines(context, sim)
+    main_for_memory = replace_label(results["main"])
+    results["memory"] = run_memory_sizes(context, main_for_memory) if args.memory_sizes else [main_for_memory]
+    if not args.skip_load:
+        results["load"] = run_load_benchmark(context)
+    results["targets"] = check_targets(results)
+    return results
+
+
+def replace_label(entry: dict[str, Any]) -> dict[str, Any]:
+    return {**entry, "label": f"nepse-etl {entry['n_companies']} companies"}
+
+
+def drop_proxy_settings() -> None:
+    """urllib (the baselines, the simulator's stats) must talk to 127.0.0.1 directly."""
+    for key in [key for key in os.environ if "proxy" in key.lower()]:
+        del os.environ[key]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = apply_quick(build_parser().parse_args(argv))
+    drop_proxy_settings()
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+    with work_directory(args.keep) as workdir:
+        results = run_all(Context(args, workdir, console))
+    render(console, results)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2, default=str))
+        console.print(f"JSON: {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
