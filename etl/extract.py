@@ -9,7 +9,6 @@ goes on.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import os
 import signal
 import time
@@ -30,6 +29,7 @@ from etl.datatypes.base import FETCHED_AT, REJECT_REASON, Company, DataType, Row
 from etl.failures import FetchError
 from etl.logs import emit_event, install_child_logging
 from etl.plan import WorkItem, covered_until
+from etl.procs import die_with_parent
 from etl.rawzone import RawZone, UnsafeSymbol, read_meta
 from etl.settings import Settings
 
@@ -69,16 +69,6 @@ class TypeJob:
 
 
 # ---- the worker process
-
-
-def die_with_parent() -> None:
-    """Linux: have the kernel kill this process if the parent dies (e.g. SIGKILL), so no orphan
-    keeps fetching or writing after the run that started it is gone."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 def init_worker(budget: HostBudget, log_queue: Any, stop_event: Any, parent_pid: int) -> None:

@@ -34,11 +34,14 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable, Mapping
+from multiprocessing.managers import SyncManager
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
 
 from loguru import logger
+
+from etl.procs import die_with_parent
 
 LogRecord = dict[str, Any]
 RecordCallback = Callable[[LogRecord], None]
@@ -257,7 +260,9 @@ class LogHub:
 
     def start(self) -> LogHub:
         ensure_file_sink(self.log_file)
-        self._manager = self._ctx.Manager()
+        # The manager must die with us even on SIGKILL, or it lingers with the resource tracker.
+        self._manager = SyncManager(ctx=self._ctx)
+        self._manager.start(initializer=die_with_parent)
         self._queue = self._manager.Queue()
         self._thread = threading.Thread(target=self._consume, name="log-hub", daemon=True)
         self._thread.start()

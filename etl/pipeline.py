@@ -310,7 +310,9 @@ def _run_stages(context: RunContext, hub: LogHub, ctx: multiprocessing.context.B
             return None
         job_id, resuming = state.begin(fingerprint, context.run_id)
         if resuming:
-            logger.info("resuming the interrupted run: companies it completed are skipped")
+            logger.info(f"resuming job {job_id}: companies it completed are skipped")
+            if not settings.quiet:
+                context.console.print("Resuming the interrupted run: companies it already completed are skipped.")
         plans = [plan_type(datatypes.get(name), universe, context.zone, settings, job_id if resuming else None)
                  for name in type_names]
         extract = run_extract(context, plans, budget, hub, ctx, job_id)

@@ -40,8 +40,10 @@ class TypePlan:
 def job_fingerprint(settings: Settings, universe: list[Company]) -> str:
     """What makes two invocations 'the same command' for resuming."""
     since, until = settings.window
+    # The demo simulator listens on a new port each run; what identifies it is its seed and size.
+    source = f"demo:{settings.demo_seed}:{settings.demo_companies}" if settings.demo else settings.base_url
     identity = {
-        "base_url": settings.base_url,
+        "source": source,
         "symbols": [company.symbol for company in universe],
         "since": since.isoformat(),
         "until": until.isoformat(),

@@ -1,0 +1,138 @@
+"""Kill the real CLI at any moment (SIGKILL, SIGINT), re-run it, and lose nothing."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from etl.simulator import SimData, SimulatorProcess
+from tests.conftest import BACKFILL, FAST, clean_env, database_content, run_cli
+
+SLOW = ["--max-rps", "6", "--pacing", "0.1"]
+
+
+def _symbols(sim_data: SimData) -> list[str]:
+    return [c["symbol"].strip() for c in sim_data.companies() if c["status"] == "A"][10:26]
+
+
+def _args(simulator: SimulatorProcess, symbols: list[str], output: Path) -> list[str]:
+    return ["--base-url", simulator.base_url, "--symbols", ",".join(symbols), "--output", str(output)]
+
+
+def _latest_report(output: Path) -> dict:
+    return json.loads(max((output / "runs").glob("*.json"), key=lambda p: p.stat().st_mtime_ns).read_text())
+
+
+def _start(args: list[str], cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, str(BACKFILL), *args], cwd=cwd, env=clean_env(), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+
+
+def _wait_for_files(output: Path, count: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(list((output / "raw").glob("*/symbol=*/part.parquet"))) >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"fewer than {count} raw files appeared within {timeout}s")
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory, simulator: SimulatorProcess, sim_data: SimData):
+    work = tmp_path_factory.mktemp("reference")
+    result = run_cli(*_args(simulator, _symbols(sim_data), work / "out"), *FAST, cwd=work)
+    assert result.returncode == 0, result.stderr
+    report = _latest_report(work / "out")
+    return database_content(work / "out" / "nepse.db"), sum(e["requests"] for e in report["types"].values())
+
+
+@pytest.mark.parametrize("after_files", [3, 30])
+def test_sigkill_mid_extract_then_rerun_resumes(tmp_path: Path, simulator: SimulatorProcess, sim_data: SimData,
+                                                reference, after_files: int) -> None:
+    reference_content, reference_requests = reference
+    output = tmp_path / "out"
+    args = _args(simulator, _symbols(sim_data), output)
+    process = _start(args + SLOW, tmp_path)
+    _wait_for_files(output, after_files)
+    children = psutil.Process(process.pid).children(recursive=True)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=30)
+    # No orphan keeps fetching after the run that started it is gone.
+    _gone, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, [p.cmdline() for p in alive]
+
+    result = run_cli(*args, *FAST, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Resuming the interrupted run" in result.stdout
+    assert database_content(output / "nepse.db") == reference_content
+    report = _latest_report(output)
+    skipped = sum(entry["companies_skipped"] for entry in report["types"].values())
+    requests = sum(entry["requests"] for entry in report["types"].values())
+    assert skipped >= after_files - 4  # files being renamed at the kill may or may not count
+    assert requests < reference_requests  # it resumed rather than restarted
+    assert not list(output.rglob("*.tmp"))
+
+
+def test_sigint_stops_cleanly_with_130_and_a_summary(tmp_path: Path, simulator: SimulatorProcess,
+                                                     sim_data: SimData, reference) -> None:
+    reference_content, _ = reference
+    output = tmp_path / "out"
+    args = _args(simulator, _symbols(sim_data), output)
+    process = _start(args + SLOW, tmp_path)
+    _wait_for_files(output, 8)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Exit code: 130" in stdout
+    assert "Traceback" not in stderr
+    assert not list(output.rglob("*.tmp"))
+    report = _latest_report(output)
+    assert report["interrupted"] is True
+
+    result = run_cli(*args, *FAST, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert database_content(output / "nepse.db") == reference_content
+
+
+def test_sigkill_mid_load_then_load_only_finishes(tmp_path: Path, simulator: SimulatorProcess,
+                                                  sim_data: SimData, reference) -> None:
+    reference_content, _ = reference
+    output = tmp_path / "out"
+    extract = run_cli(*_args(simulator, _symbols(sim_data), output), "--extract-only", *FAST, cwd=tmp_path)
+    assert extract.returncode == 0, extract.stderr
+    for delay in (0.0, 0.5, 1.0):  # kill the load at several points, each time leaving whatever it left
+        process = _start(["--load-only", "--output", str(output)], tmp_path)
+        time.sleep(delay)
+        process.send_signal(signal.SIGKILL)
+        process.communicate(timeout=30)
+    result = run_cli("--load-only", "--output", str(output), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert database_content(output / "nepse.db") == reference_content
+
+
+def test_daily_rerun_fetches_only_new_days(tmp_path: Path, simulator: SimulatorProcess, sim_data: SimData) -> None:
+    symbols = _symbols(sim_data)[:4]
+    output = tmp_path / "out"
+    first = run_cli(*_args(simulator, symbols, output), "--types", "prices", "--until", "2026-06-30", *FAST,
+                    cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    second = run_cli(*_args(simulator, symbols, output), "--types", "prices", "--since", "2025-06-30",
+                     "--until", "2026-07-10", *FAST, cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    report = _latest_report(output)["types"]["prices"]
+    assert report["requests"] <= len(symbols) + 2  # one small page each (plus auth)
+    assert 0 < report["rows_fetched"] <= len(symbols) * 9  # only 1 to 10 July
+    assert report["new"] == report["rows_fetched"]
+    full = run_cli(*_args(simulator, symbols, output), "--types", "prices", "--since", "2025-06-30",
+                   "--until", "2026-07-10", "--full", *FAST, cwd=tmp_path)
+    assert full.returncode == 0
+    full_report = _latest_report(output)["types"]["prices"]
+    assert full_report["rows_fetched"] > 10 * report["rows_fetched"]  # the whole window again
+    assert full_report["new"] == 0 and full_report["updated"] == 0
