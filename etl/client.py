@@ -179,7 +179,9 @@ class NepseClient:
             if change is not None:
                 self._on_rate_change(change)
             self.stats.requests += 1
+            started = time.monotonic()
             body = await self._send(method, path, params, headers)
+        logger.debug(f"{method} {path} {params or ''} -> {len(body):,} bytes in {time.monotonic() - started:.3f}s")
         data = parse_json_body(body)
         if validate is not None:
             validate(data)

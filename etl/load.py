@@ -63,9 +63,9 @@ def open_database(path: Path) -> sqlite3.Connection:
                 raise DatabaseNotUsable(f"{path} is not an SQLite database; move it away or choose another --output")
     try:
         connection = sqlite3.connect(path, timeout=5.0, isolation_level=None)
+        _claim(connection, path)  # before anything that writes: a database not ours stays untouched
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
-        _claim(connection, path)
     except sqlite3.OperationalError as exc:
         raise _usable_error(exc, path) from None
     except sqlite3.DatabaseError as exc:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
@@ -44,14 +44,20 @@ def parse_bool(text: str) -> bool:
 
 
 def parse_positive_int(text: str) -> int:
-    value = int(text.strip())
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise ValueError("expected a whole number such as 10") from None
     if value < 1:
         raise ValueError("must be a whole number of at least 1")
     return value
 
 
 def _parse_finite(text: str) -> float:
-    value = float(text.strip())
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise ValueError("expected a number such as 0.5") from None
     if not math.isfinite(value):
         raise ValueError("must be a finite number")
     return value
@@ -216,6 +222,15 @@ SPECS: tuple[SettingSpec, ...] = (
 
 _SPEC_BY_NAME = {spec.name: spec for spec in SPECS}
 
+GROUP_DESCRIPTIONS = {
+    "politeness": "--max-rps bounds the whole host: request starts in any one-second window, auth calls "
+    "included, shared by every process however many run. --concurrency and --pacing bound each process "
+    "(there is one per data type). When some types finish early, the processes still running may use the "
+    "whole host budget, up to their own limits. On throttling (HTTP 429 or a burst of failures) the host "
+    "rate is halved, down to --min-rps, and stepped back up after --recover-after quiet seconds.",
+    "limits": "Guards against a broken or hostile server, and internals.",
+}
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -272,8 +287,15 @@ class Settings:
         return self.output / "nepse.db"
 
 
+class _ArgumentParser(argparse.ArgumentParser):
+    """Bad flags are bad usage like any other: one line, exit 2 (via ConfigError)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(f"{message}; see --help")
+
+
 def build_arg_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _ArgumentParser(
         prog="backfill.py",
         description="Backfill NEPSE daily prices, financial reports, dividends and company profiles "
         "into SQLite, politely and resumably. Every option can also be set as a NEPSE_* variable "
@@ -283,7 +305,8 @@ def build_arg_parser() -> argparse.ArgumentParser:
     )
     groups: dict[str, argparse._ArgumentGroup] = {}
     for spec in SPECS:
-        group = groups.get(spec.group) or groups.setdefault(spec.group, parser.add_argument_group(spec.group))
+        group = groups.get(spec.group) or groups.setdefault(
+            spec.group, parser.add_argument_group(spec.group, GROUP_DESCRIPTIONS.get(spec.group)))
         help_text = f"{spec.help} [{spec.env}]"
         if spec.is_switch:
             group.add_argument(spec.option, dest=spec.name, action="store_const", const="true", help=help_text)

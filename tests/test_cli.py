@@ -1,0 +1,222 @@
+"""The CLI as a person meets it: on a terminal and off one, dry runs, and every kind of bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pty
+import re
+import select
+import shutil
+import sqlite3
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from etl.simulator import SimConfig, SimData, SimulatorProcess, create_app
+from tests.conftest import BACKFILL, FAST, SEED, clean_env, run_cli
+
+
+def _symbols(sim_data: SimData, count: int = 3) -> list[str]:
+    return [c["symbol"].strip() for c in sim_data.companies() if c["status"] == "A"][30:30 + count]
+
+
+def _assert_usage_error(result: subprocess.CompletedProcess[str], fragment: str) -> None:
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ") and fragment in lines[0], lines[0]
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def run_in_pty(args: list[str], cwd: Path, timeout: float = 120) -> tuple[int, str]:
+    """Run the CLI with a pseudo-terminal as stdout, as a person at a terminal would."""
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen([sys.executable, str(BACKFILL), *args], cwd=cwd, stdin=subprocess.DEVNULL,
+                               stdout=terminal, stderr=terminal, env=clean_env(COLUMNS="160", TERM="xterm"))
+    os.close(terminal)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([controller], [], [], 0.2)
+        if ready:
+            try:
+                data = os.read(controller, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif process.poll() is not None:
+            break
+    os.close(controller)
+    return process.wait(timeout=30), b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_on_a_terminal_shows_live_bars_and_the_summary(tmp_path: Path, simulator: SimulatorProcess,
+                                                       sim_data: SimData) -> None:
+    symbols = _symbols(sim_data)
+    code, screen = run_in_pty(["--base-url", simulator.base_url, "--symbols", ",".join(symbols),
+                               "--output", str(tmp_path / "out"), *FAST], tmp_path)
+    assert code == 0, screen
+    assert "\x1b[" in screen  # drawn in place with terminal control codes
+    for name in ("prices", "reports", "dividends", "profiles"):
+        assert name in screen
+    assert "req/s" in screen
+    assert "Exit code: 0 (success)" in screen
+    assert "Traceback" not in screen
+    assert not re.search(r"\[\d+/\d+\] \S+ done", screen)  # no plain lines on a terminal
+
+
+def test_off_a_terminal_prints_plain_progress_lines(tmp_path: Path, simulator: SimulatorProcess,
+                                                    sim_data: SimData) -> None:
+    symbols = _symbols(sim_data)
+    result = run_cli("--base-url", simulator.base_url, "--symbols", ",".join(symbols),
+                     "--output", str(tmp_path / "out"), *FAST, cwd=tmp_path)
+    assert result.returncode == 0
+    assert "\x1b[" not in result.stdout
+    for name in ("prices", "reports", "dividends", "profiles"):
+        assert re.search(rf"^{name} \[3/3\] \S+ done \(\d+ records?\)$", result.stdout, re.MULTILINE)
+    assert re.search(r"^Prices: [\d,]+ new records, 0 skipped, 0 errors$", result.stdout, re.MULTILINE)
+    logs = list((tmp_path / "out" / "logs").glob("*.log"))
+    assert len(logs) == 1
+    log_text = logs[0].read_text()
+    assert "| prices |" in log_text and "done (" in log_text  # child records reached the parent's log
+    assert "Salter" not in log_text
+
+
+def test_quiet_prints_only_the_summary(tmp_path: Path, simulator: SimulatorProcess, sim_data: SimData) -> None:
+    result = run_cli("--base-url", simulator.base_url, "--symbols", ",".join(_symbols(sim_data)),
+                     "--output", str(tmp_path / "out"), "--quiet", *FAST, cwd=tmp_path)
+    assert result.returncode == 0
+    assert " done (" not in result.stdout
+    assert "Exit code: 0" in result.stdout
+
+
+def test_verbose_shows_debug_lines(tmp_path: Path, simulator: SimulatorProcess, sim_data: SimData) -> None:
+    result = run_cli("--base-url", simulator.base_url, "--symbols", ",".join(_symbols(sim_data, 1)),
+                     "--types", "profiles", "--output", str(tmp_path / "out"), "--verbose", *FAST, cwd=tmp_path)
+    assert result.returncode == 0
+    assert "DEBUG" in result.stdout
+
+
+def test_dry_run_fetches_only_the_company_list(tmp_path: Path, sim_data: SimData) -> None:
+    with SimulatorProcess(SimConfig(seed=SEED, n_companies=120)) as simulator:
+        result = run_cli("--base-url", simulator.base_url, "--limit", "20", "--dry-run",
+                         "--output", str(tmp_path / "out"), cwd=tmp_path)
+        stats = simulator.stats()
+    assert result.returncode == 0, result.stderr
+    assert "prices: 20 companies to fetch" in result.stdout
+    assert re.search(r"Total: ~[\d,]+ calls, about 0:00:\d\d at the current budget", result.stdout)
+    assert stats["data_requests"] == 1 and stats["per_path_kind"].get("company_list") == 1, stats
+    assert not (tmp_path / "out" / "raw" / "prices").exists()
+
+
+# ---- bad input: one line, exit 2, nothing saved touched
+
+
+def test_unknown_symbol(tmp_path: Path, simulator: SimulatorProcess, sim_data: SimData) -> None:
+    result = run_cli("--base-url", simulator.base_url, "--symbols", f"{_symbols(sim_data, 1)[0]},ZZZZZZ",
+                     "--output", str(tmp_path / "out"), *FAST, cwd=tmp_path)
+    _assert_usage_error(result, "unknown symbol ZZZZZZ")
+
+
+def test_bad_dotenv_value_in_the_working_directory(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("NEPSE_MAX_RPS=lots\n")
+    _assert_usage_error(run_cli("--dry-run", cwd=tmp_path), "NEPSE_MAX_RPS in .env='lots'")
+
+
+def test_output_that_cannot_be_written(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    _assert_usage_error(run_cli("--load-only", "--output", str(blocker / "out"), cwd=tmp_path),
+                        "cannot write to output directory")
+
+
+def test_database_not_ours_is_left_untouched(tmp_path: Path) -> None:
+    output = tmp_path / "out"
+    output.mkdir()
+    db = output / "nepse.db"
+    connection = sqlite3.connect(db)
+    connection.execute("CREATE TABLE mine (x)")
+    connection.commit()
+    connection.close()
+    before = db.read_bytes()
+    _assert_usage_error(run_cli("--load-only", "--output", str(output), cwd=tmp_path), "did not create")
+    assert db.read_bytes() == before
+
+
+def test_locked_database(tmp_path: Path, simulator: SimulatorProcess, sim_data: SimData) -> None:
+    output = tmp_path / "out"
+    first = run_cli("--base-url", simulator.base_url, "--symbols", _symbols(sim_data, 1)[0], "--types",
+                    "profiles", "--output", str(output), *FAST, cwd=tmp_path)
+    assert first.returncode == 0
+    holder = sqlite3.connect(output / "nepse.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        _assert_usage_error(run_cli("--load-only", "--output", str(output), cwd=tmp_path), "is locked")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def test_unreachable_host_says_which_and_what_to_try(tmp_path: Path) -> None:
+    result = run_cli("--base-url", "http://127.0.0.1:9", "--max-attempts", "2", "--backoff-base", "0.05",
+                     "--output", str(tmp_path / "out"), cwd=tmp_path)
+    assert result.returncode == 1
+    text = result.stdout + result.stderr
+    assert "cannot get the company list from http://127.0.0.1:9" in text and "--max-rps" in text
+    assert "Traceback" not in text
+
+
+# ---- TLS: verification on by default, and the error says how to relax it
+
+
+@pytest.fixture(scope="module")
+def tls_simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a self-signed certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                    "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    holder: dict = {}
+
+    async def serve() -> None:
+        runner = web.AppRunner(create_app(SimConfig(seed=SEED, n_companies=40)))
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+        await site.start()
+        holder["port"] = runner.addresses[0][1]
+        holder["runner"] = runner
+        ready.set()
+
+    thread = threading.Thread(target=lambda: (loop.run_until_complete(serve()), loop.run_forever()), daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    yield f"https://127.0.0.1:{holder['port']}"
+    asyncio.run_coroutine_threadsafe(holder["runner"].cleanup(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+
+
+def test_certificate_failure_names_the_switch(tmp_path: Path, tls_simulator: str) -> None:
+    result = run_cli("--base-url", tls_simulator, "--limit", "2", "--output", str(tmp_path / "out"), cwd=tmp_path)
+    _assert_usage_error(result, "TLS certificate verification failed for 127.0.0.1")
+    assert "--insecure" in result.stderr and "--ca-bundle" in result.stderr
+
+
+def test_insecure_reaches_a_self_signed_host(tmp_path: Path, tls_simulator: str) -> None:
+    result = run_cli("--base-url", tls_simulator, "--limit", "2", "--types", "profiles", "--insecure",
+                     "--output", str(tmp_path / "out"), *FAST, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
