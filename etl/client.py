@@ -142,8 +142,6 @@ class NepseClient:
                 await asyncio.sleep(wait)
 
     def _note_failure(self, error: FetchError) -> None:
-        if error.action is Action.AUTH:
-            self._token = None
         throttled = error.action is Action.THROTTLED
         burst = self._strain.record(error.outcome in STRAIN_SIGNALS)
         if throttled or burst:
@@ -154,7 +152,15 @@ class NepseClient:
 
     async def _authed_get(self, path: str, params: dict[str, Any] | None, validate: Validator | None) -> Any:
         token = await self._access_token()
-        return await self._request("GET", path, params=params, headers=api.auth_header(token), validate=validate)
+        try:
+            return await self._request("GET", path, params=params, headers=api.auth_header(token),
+                                       validate=validate)
+        except FetchError as error:
+            # Only the token that failed is dropped: requests still in flight with an older token
+            # must not throw away the fresh one another coroutine has just proved.
+            if error.action is Action.AUTH and self._token == token:
+                self._token = None
+            raise
 
     async def _access_token(self) -> str:
         async with self._token_lock:

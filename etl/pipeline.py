@@ -317,6 +317,9 @@ def _run_stages(context: RunContext, hub: LogHub, ctx: multiprocessing.context.B
                  for name in type_names]
         extract = run_extract(context, plans, budget, hub, ctx, job_id)
     loads: dict[str, LoadCounts] = {}
+    if settings.load_only and not context.zone.root.is_dir():
+        raise ConfigError(f"nothing to load: no raw zone at {context.zone.root}; run without --load-only first "
+                          "(or point --output at an earlier run's directory)")
     if not settings.extract_only:
         load_types = [SECURITIES] + [datatypes.get(name) for name in type_names]
         loads = load_all(settings.db_path, context.zone, load_types)

@@ -140,9 +140,13 @@ def test_output_that_cannot_be_written(tmp_path: Path) -> None:
                         "cannot write to output directory")
 
 
+def test_load_only_with_nothing_to_load(tmp_path: Path) -> None:
+    _assert_usage_error(run_cli("--load-only", "--output", str(tmp_path / "empty"), cwd=tmp_path), "nothing to load")
+
+
 def test_database_not_ours_is_left_untouched(tmp_path: Path) -> None:
     output = tmp_path / "out"
-    output.mkdir()
+    (output / "raw").mkdir(parents=True)
     db = output / "nepse.db"
     connection = sqlite3.connect(db)
     connection.execute("CREATE TABLE mine (x)")

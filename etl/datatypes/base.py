@@ -101,7 +101,7 @@ def to_float(value: Any, field_name: str) -> float | None:
         number = float(value)
     else:
         try:
-            number = float(str(value).replace(",", "").strip())
+            number = float(str(value).replace(",", "").strip().removesuffix("%"))
         except ValueError:
             raise ParseProblem(f"{field_name} {value!r} is not a number") from None
     if not math.isfinite(number):

@@ -1,0 +1,181 @@
+"""The client against a hostile or broken server: caps, lying pages, Retry-After, 401 and re-prove."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+
+import pytest
+from aiohttp import web
+
+from etl import api
+from etl.budget import HostBudget
+from etl.client import NepseClient
+from etl.failures import FetchError
+from etl.settings import Settings
+
+CLEAN = "t" * 150
+SALT = 12345
+
+
+def handler(make: Callable[[web.Request], web.StreamResponse]):
+    async def handle(request: web.Request) -> web.StreamResponse:
+        return make(request)
+
+    return handle
+
+
+def _raw_token() -> str:
+    raw = list(CLEAN)
+    for position in api.junk_positions(SALT):
+        raw.insert(position, "!")
+    return "".join(raw)
+
+
+class Server:
+    """A tiny misbehaving server; `seen` records (path, time) of every request."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, float]] = []
+        self.app = web.Application(middlewares=[self._record])
+        self.app.router.add_get(api.PROVE_PATH, self._prove)
+
+    @web.middleware
+    async def _record(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
+        self.seen.append((request.path, time.monotonic()))
+        return await handler(request)
+
+    async def _prove(self, request: web.Request) -> web.Response:
+        return web.json_response({"accessToken": _raw_token(), "refreshToken": _raw_token(), "salt1": SALT,
+                                  "salt2": SALT, "salt3": 1, "salt4": 2, "salt5": 3, "serverTime": 0})
+
+    def count(self, path: str) -> int:
+        return sum(1 for seen_path, _ in self.seen if seen_path == path)
+
+
+async def _call(server: Server, action: Callable[[NepseClient], Awaitable], **overrides):
+    runner = web.AppRunner(server.app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    settings = replace(Settings(base_url=f"http://127.0.0.1:{port}", pacing=0.0, backoff_base=0.01,
+                                backoff_cap=0.05, max_attempts=3), **overrides)
+    try:
+        async with NepseClient(settings, HostBudget(200, 10, 10), seed=1) as client:
+            return await action(client)
+    finally:
+        await runner.cleanup()
+
+
+def run(server: Server, action: Callable[[NepseClient], Awaitable], **overrides):
+    return asyncio.run(_call(server, action, **overrides))
+
+
+def test_a_body_over_the_cap_is_refused_without_retry() -> None:
+    server = Server()
+    server.app.router.add_get("/api/nots/big", handler(lambda r: web.Response(body=b"[" + b"1," * 700_000 + b"1]")))
+    with pytest.raises(FetchError) as raised:
+        run(server, lambda c: c.get_json("/api/nots/big"), max_body_mb=1.0)
+    assert raised.value.outcome == "body_too_large" and server.count("/api/nots/big") == 1
+
+
+def test_a_page_loop_that_never_ends_stops_at_max_pages() -> None:
+    server = Server()
+
+    async def endless(request: web.Request) -> web.Response:
+        page = int(request.query["page"])
+        return web.json_response({"content": [{"n": page}] * 2, "number": page, "size": 2,
+                                  "totalElements": 10**9, "totalPages": 5 * 10**8, "last": False,
+                                  "numberOfElements": 2})
+
+    server.app.router.add_get("/api/nots/endless", endless)
+    with pytest.raises(FetchError) as raised:
+        run(server, lambda c: c.get_pages("/api/nots/endless", {}, 2, 7))
+    assert raised.value.outcome == "too_many_pages"
+    assert server.count("/api/nots/endless") == 7
+
+
+def test_a_total_that_lies_is_a_clear_error_not_a_hang() -> None:
+    server = Server()
+
+    async def lying(request: web.Request) -> web.Response:
+        page = int(request.query["page"])
+        content = [{"n": 1}, {"n": 2}] if page == 0 else []
+        return web.json_response({"content": content, "number": page, "size": 2, "totalElements": 50,
+                                  "totalPages": 25, "last": False, "numberOfElements": len(content)})
+
+    server.app.router.add_get("/api/nots/lying", lying)
+    with pytest.raises(FetchError) as raised:
+        run(server, lambda c: c.get_pages("/api/nots/lying", {}, 2, 100))
+    assert raised.value.outcome == "inconsistent_page"
+    assert raised.value.attempts == 3
+
+
+def test_pages_are_read_until_last_and_concatenated() -> None:
+    server = Server()
+    rows = [{"n": n} for n in range(7)]
+
+    async def paged(request: web.Request) -> web.Response:
+        page, size = int(request.query["page"]), 3  # the server caps the size we asked for
+        content = rows[page * size:(page + 1) * size]
+        return web.json_response({"content": content, "number": page, "size": size, "totalElements": 7,
+                                  "totalPages": 3, "last": page == 2, "numberOfElements": len(content)})
+
+    server.app.router.add_get("/api/nots/paged", paged)
+    assert run(server, lambda c: c.get_pages("/api/nots/paged", {}, 500, 10)) == rows
+
+
+def test_retry_after_is_honoured() -> None:
+    server = Server()
+    answers = iter([web.Response(status=429, headers={"Retry-After": "0.6"}), web.json_response([1])])
+    server.app.router.add_get("/api/nots/busy", handler(lambda r: next(answers)))
+    assert run(server, lambda c: c.get_json("/api/nots/busy")) == [1]
+    times = [t for path, t in server.seen if path == "/api/nots/busy"]
+    assert times[1] - times[0] >= 0.6
+
+
+def test_empty_and_malformed_200s_are_retried() -> None:
+    server = Server()
+    answers = iter([web.Response(body=b""), web.Response(body=b'{"content": [1, 2'), web.json_response({"ok": 1})])
+    server.app.router.add_get("/api/nots/flaky", handler(lambda r: next(answers)))
+    assert run(server, lambda c: c.get_json("/api/nots/flaky")) == {"ok": 1}
+    assert server.count("/api/nots/flaky") == 3
+
+
+def test_401_reproves_once_and_retries_and_the_token_is_clean() -> None:
+    server = Server()
+    seen_headers: list[str] = []
+
+    async def guarded(request: web.Request) -> web.Response:
+        seen_headers.append(request.headers.get("Authorization", ""))
+        if len(seen_headers) == 1:
+            return web.json_response({"error": "expired"}, status=401)
+        return web.json_response(["data"])
+
+    server.app.router.add_get("/api/nots/guarded", guarded)
+    assert run(server, lambda c: c.get_json("/api/nots/guarded")) == ["data"]
+    assert server.count(api.PROVE_PATH) == 2
+    assert seen_headers == [f"Salter {CLEAN}"] * 2
+
+
+@pytest.mark.parametrize("status", [400, 403, 404])
+def test_terminal_statuses_are_not_retried(status: int) -> None:
+    server = Server()
+    server.app.router.add_get("/api/nots/no", handler(lambda r: web.Response(status=status, text="<html>nginx</html>")))
+    with pytest.raises(FetchError) as raised:
+        run(server, lambda c: c.get_json("/api/nots/no"))
+    assert raised.value.status == status and raised.value.attempts == 1
+    assert server.count("/api/nots/no") == 1
+
+
+def test_bad_token_500_is_treated_as_auth() -> None:
+    server = Server()
+    answers = iter([web.Response(status=500, text=json.dumps({"message": "invalid JWE header"})),
+                    web.json_response([2])])
+    server.app.router.add_get("/api/nots/jwe", handler(lambda r: next(answers)))
+    assert run(server, lambda c: c.get_json("/api/nots/jwe")) == [2]
+    assert server.count(api.PROVE_PATH) == 2

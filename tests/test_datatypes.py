@@ -1,0 +1,98 @@
+"""Parsing NEPSE's records, mess included, into rows; and what each type declares."""
+
+from __future__ import annotations
+
+import pytest
+
+from etl.datatypes import REGISTRY
+from etl.datatypes.base import REJECT_REASON, Company, clean_text, fiscal_year, to_float
+from etl.datatypes.securities import SECURITIES, active_companies
+
+NABIL = Company(131, "NABIL")
+
+
+def test_every_type_declares_a_key_within_its_schema_and_a_table() -> None:
+    for data_type in [*REGISTRY.values(), SECURITIES]:
+        assert set(data_type.natural_key) <= set(data_type.columns), data_type.name
+        assert data_type.table and data_type.raw_schema.names[-2:] == ["fetched_at", "reject_reason"]
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    (12, 12.0), ("12.5", 12.5), (" 1,234.5 ", 1234.5), ("10%", 10.0), ("", None), (None, None),
+])
+def test_numbers_arrive_in_many_forms(raw, expected) -> None:
+    assert to_float(raw, "x") == expected
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("2080/81", "2080/81"), ("2080/2081", "2080/81"), ("2079-2080", "2079/80"), (" 2081/82 ", "2081/82"),
+])
+def test_fiscal_years_take_the_reports_form(raw: str, expected: str) -> None:
+    assert fiscal_year(raw) == expected
+
+
+def test_text_is_trimmed_and_whitespace_folded() -> None:
+    assert clean_text("  Standard Chartered Bank  Nepal\tLimited ") == "Standard Chartered Bank Nepal Limited"
+    assert clean_text("   ") is None
+
+
+def test_prices_map_the_documented_fields() -> None:
+    record = {"businessDate": "2026-11-26", "totalTrades": 16, "totalTradedQuantity": 3778,
+              "totalTradedValue": 1876977.47, "highPrice": 499.5, "lowPrice": 496.8, "closePrice": "499.2"}
+    (row,) = REGISTRY["prices"].parse([record], NABIL)
+    assert row == {"symbol": "NABIL", "business_date": "2026-11-26", "close": 499.2, "high": 499.5, "low": 496.8,
+                   "volume": 3778.0, "turnover": 1876977.47, "trades": 16, "security_id": 131}
+
+
+def test_a_record_that_cannot_be_read_is_kept_with_its_reason() -> None:
+    rows = REGISTRY["prices"].parse([{"businessDate": "2026-11-26", "closePrice": "abc"}, "junk"], NABIL)
+    assert rows[0][REJECT_REASON] == "closePrice 'abc' is not a number"
+    assert rows[1][REJECT_REASON] == "record is a str, not an object"
+
+
+def _report(app_id: int, quarter: str | None, fy: str, eps) -> dict:
+    return {"id": app_id, "modifiedDate": "2026-01-01T10:00:00", "fiscalReport": {
+        "id": app_id + 1, "quarterMaster": {"id": 1, "quarterName": quarter} if quarter else None,
+        "reportTypeMaster": {"id": 1, "reportName": "Quarterly Report" if quarter else "Annual Report"},
+        "financialYear": {"id": 80, "fyName": "2080/2081", "fyNameNepali": fy}, "peValue": "8.1",
+        "epsValue": eps, "paidUpCapital": 100.0, "profitAmount": None, "netWorthPerShare": 150},
+        "applicationDocumentDetailsList": [{"id": 9, "submittedDate": "2026-01-01"}]}
+
+
+def test_reports_periods_years_and_a_null_report() -> None:
+    records = [_report(10, "First Quarter", "2080/81", 5.5), _report(20, None, "2080/81", "22.1"),
+               _report(30, "4th Quarter", "2080/81", None), {"id": 40, "fiscalReport": None}]
+    rows = REGISTRY["reports"].parse(records, NABIL)
+    assert [(r["period"], r["fiscal_year"], r["eps"]) for r in rows] == [
+        ("Q1", "2080/81", 5.5), ("annual", "2080/81", 22.1), ("Q4", "2080/81", None)]
+    assert rows[0]["pe"] == 8.1 and rows[0]["submitted_date"] == "2026-01-01"
+
+
+def test_dividends_keep_two_declarations_in_one_year() -> None:
+    def declaration(record_id: int, cash) -> dict:
+        return {"id": record_id, "modifiedDate": "2025-12-07T09:20:48.573", "companyNews": {
+            "id": record_id + 1, "newsHeadline": " Dividend  declared ", "dividendsNotice": {
+                "id": record_id + 2, "financialYear": {"fyNameNepali": "2081/82"}, "cashDividend": cash,
+                "bonusShare": "", "rightShare": None}}}
+
+    rows = REGISTRY["dividends"].parse([declaration(1, "10"), declaration(5, 2.5)], NABIL)
+    assert [(r["dividend_id"], r["cash_pct"], r["bonus_pct"], r["fiscal_year"]) for r in rows] == [
+        (1, 10.0, None, "2081/82"), (5, 2.5, None, "2081/82")]
+    assert rows[0]["headline"] == "Dividend declared"
+    assert rows[0]["published_at"] == "2025-12-07T09:20:48.573"
+
+
+def test_profile_fields() -> None:
+    (row,) = REGISTRY["profiles"].parse({"companyName": "Nabil Bank Limited ", "companyEmail": "a@b.np",
+                                         "companyProfile": None, "companyContactPerson": "X", "town": "Kathmandu",
+                                         "addressField": "Beena Marg", "phoneNumber": "01-4226606"}, NABIL)
+    assert (row["company_name"], row["town"], row["profile"], row["phone"]) == (
+        "Nabil Bank Limited", "Kathmandu", None, "01-4226606")
+
+
+def test_universe_is_active_companies_with_trimmed_symbols() -> None:
+    records = [{"id": 1, "symbol": " NABIL ", "status": "A"}, {"id": 2, "symbol": "OLD", "status": "D"},
+               {"id": 3, "symbol": "NICAD85/86", "status": "A"}, {"id": "4", "symbol": "SUS", "status": "S"}]
+    rows = SECURITIES.parse(records)
+    assert [c.symbol for c in active_companies(rows)] == ["NABIL", "NICAD85/86"]
+    assert rows[3]["security_id"] == 4
