@@ -100,3 +100,13 @@ def test_help_is_grouped_and_complete(capsys: pytest.CaptureFixture[str]) -> Non
     for spec in SPECS:
         assert spec.option in text and spec.env in text
     assert "shared by every process however many run" in text and "Exit codes" in text
+
+
+def test_usage_doc_covers_every_setting_and_table() -> None:
+    from etl.datatypes import REGISTRY
+
+    text = (REPO / "docs" / "usage.md").read_text()
+    for spec in SPECS:
+        assert f"`{spec.env}`" in text, spec.env
+    for data_type in REGISTRY.values():
+        assert f"| `{data_type.table}` |" in text
