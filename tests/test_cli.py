@@ -75,11 +75,12 @@ def test_on_a_terminal_shows_live_bars_and_the_summary(tmp_path: Path, simulator
     assert not re.search(r"\[\d+/\d+\] \S+ done", screen)  # no plain lines on a terminal
 
 
+@pytest.mark.parametrize("start_method", ["spawn", "fork"])
 def test_off_a_terminal_prints_plain_progress_lines(tmp_path: Path, simulator: SimulatorProcess,
-                                                    sim_data: SimData) -> None:
+                                                    sim_data: SimData, start_method: str) -> None:
     symbols = _symbols(sim_data)
-    result = run_cli("--base-url", simulator.base_url, "--symbols", ",".join(symbols),
-                     "--output", str(tmp_path / "out"), *FAST, cwd=tmp_path)
+    result = run_cli("--base-url", simulator.base_url, "--symbols", ",".join(symbols), "--start-method",
+                     start_method, "--output", str(tmp_path / "out"), *FAST, cwd=tmp_path)
     assert result.returncode == 0
     assert "\x1b[" not in result.stdout
     for name in ("prices", "reports", "dividends", "profiles"):
