@@ -98,8 +98,7 @@ def ensure_table(connection: sqlite3.Connection, data_type: DataType) -> None:
         definitions = [f"{name} {kind} PRIMARY KEY" if name == key[0] else f"{name} {kind}" for name, kind in columns]
     else:
         definitions = [f"{name} {kind}" for name, kind in columns] + [f"PRIMARY KEY ({', '.join(key)})"]
-    if data_type.name == "securities":
-        definitions.append("UNIQUE (symbol)")
+    definitions += [f"UNIQUE ({column})" for column in data_type.unique]
     connection.execute(f"CREATE TABLE IF NOT EXISTS {data_type.table} ({', '.join(definitions)})")
     present = {row[1] for row in connection.execute(f"PRAGMA table_info({data_type.table})")}
     for name, kind in columns:
@@ -211,10 +210,21 @@ def _write_quarantine(connection: sqlite3.Connection, data_type: DataType, bad: 
     connection.executemany("INSERT OR IGNORE INTO quarantine VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
 
 
+def _evict_taken_over(connection: sqlite3.Connection, data_type: DataType, good: pl.DataFrame) -> None:
+    """A unique column that moved to another key (a symbol now on a new security id): the newer
+    row wins, so the old holder goes before the upsert would collide with it."""
+    key = data_type.natural_key
+    mismatch = " OR ".join(f"{column} IS NOT ?" for column in key)
+    for column in data_type.unique:
+        connection.executemany(f"DELETE FROM {data_type.table} WHERE {column} = ? AND ({mismatch})",
+                               good.select([column, *key]).iter_rows())
+
+
 def _upsert(connection: sqlite3.Connection, data_type: DataType, good: pl.DataFrame, counts: LoadCounts) -> None:
     if good.is_empty():
         return
     count_sql = f"SELECT count(*) FROM {data_type.table}"
+    _evict_taken_over(connection, data_type, good)
     rows_before = connection.execute(count_sql).fetchone()[0]
     changes_before = connection.total_changes
     connection.executemany(upsert_sql(data_type), good.select(data_type.columns).iter_rows())
@@ -230,7 +240,7 @@ def load_type(connection: sqlite3.Connection, data_type: DataType, zone: RawZone
     """Load every raw file of one type in one transaction."""
     started = time.perf_counter()
     counts = LoadCounts()
-    paths = list(zone.partitions(data_type.name)) if paths is None else paths
+    paths = zone.files(data_type.name) if paths is None else paths
     ensure_table(connection, data_type)
     ensure_quarantine_table(connection)
     connection.execute("BEGIN IMMEDIATE")
@@ -260,7 +270,7 @@ def load_all(db_path: Path, zone: RawZone, data_types: list[DataType]) -> dict[s
         results: dict[str, LoadCounts] = {}
         for data_type in data_types:
             try:
-                results[data_type.name] = load_type(connection, data_type, zone, _paths_for(zone, data_type))
+                results[data_type.name] = load_type(connection, data_type, zone)
             except sqlite3.OperationalError as exc:
                 raise _usable_error(exc, db_path) from None
             counts = results[data_type.name]
@@ -272,7 +282,3 @@ def load_all(db_path: Path, zone: RawZone, data_types: list[DataType]) -> dict[s
         connection.close()
 
 
-def _paths_for(zone: RawZone, data_type: DataType) -> list[Path]:
-    if data_type.name == "securities":
-        return [zone.securities_path] if zone.securities_path.exists() else []
-    return list(zone.partitions(data_type.name))

@@ -101,6 +101,12 @@ class RawZone:
 
     # ---- reading
 
+    def files(self, type_name: str) -> list[Path]:
+        """Every raw file of a type: the company list is one file, the others one per company."""
+        if type_name == SECURITIES:
+            return [self.securities_path] if self.securities_path.exists() else []
+        return list(self.partitions(type_name))
+
     def partitions(self, type_name: str) -> Iterator[Path]:
         type_dir = self.type_dir(type_name)
         if type_dir.is_dir():

@@ -201,7 +201,7 @@ SPECS: tuple[SettingSpec, ...] = (
                 "with full jitter (default 0.5)", "politeness", metavar="S"),
     SettingSpec("backoff_cap", parse_positive_float, "longest single retry wait in seconds (default 30)",
                 "politeness", metavar="S"),
-    # Guards and internals (environment / .env only unless a flag is given)
+    # Guards against a broken server, and internals
     SettingSpec("page_size", parse_positive_int, "price rows asked per page (default 500, the most NEPSE "
                 "is known to accept)", "limits", metavar="N"),
     SettingSpec("max_pages", parse_positive_int, "most pages read for one company before giving up "

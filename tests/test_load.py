@@ -135,3 +135,23 @@ def test_upsert_sql_is_parameterised_and_only_rewrites_changed_rows() -> None:
     assert sql.count("?") == len(PRICES.columns)
     assert "ON CONFLICT (symbol, business_date) DO UPDATE" in sql
     assert "WHERE prices.close IS NOT excluded.close" in sql
+
+
+def test_a_symbol_that_moves_to_a_new_security_id_replaces_the_old_row(tmp_path: Path) -> None:
+    from etl.datatypes.securities import SECURITIES
+
+    zone = RawZone(tmp_path)
+
+    def company_list(records: list[dict], fetched_at: str) -> None:
+        table = rows_to_table(SECURITIES.parse(records), SECURITIES, fetched_at)
+        zone.write(zone.securities_path, table, {})
+
+    company_list([{"id": 1, "symbol": "ABC", "status": "A"}, {"id": 2, "symbol": "XYZ", "status": "A"}], FETCHED)
+    load_all(tmp_path / "nepse.db", zone, [SECURITIES])
+    company_list([{"id": 3, "symbol": "ABC", "status": "A"}, {"id": 2, "symbol": "XYZ", "status": "D"}],
+                 "2026-11-02T00:00:00+00:00")
+    counts = load_all(tmp_path / "nepse.db", zone, [SECURITIES])["securities"]
+    rows = sqlite3.connect(tmp_path / "nepse.db").execute(
+        "SELECT security_id, symbol, status FROM securities ORDER BY 1").fetchall()
+    assert rows == [(2, "XYZ", "D"), (3, "ABC", "A")]
+    assert (counts.new, counts.updated) == (1, 1)

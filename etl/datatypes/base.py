@@ -50,6 +50,7 @@ class DataType:
     parse: Callable[[Any, Company], list[Row]]
     # Polars expression giving the reason a row breaks the contract, or null when it is fine.
     contract: Callable[[], pl.Expr]
+    unique: tuple[str, ...] = ()  # another column that identifies a row (a row that takes it over wins)
     incremental: bool = False  # fetch only the days after those already saved
     key_includes_symbol: bool = True  # so each symbol's partition can be loaded on its own
     calls_per_company: int = 1  # for --dry-run estimates

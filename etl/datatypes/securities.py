@@ -67,6 +67,7 @@ SECURITIES = DataType(
     table="securities",
     schema=SCHEMA,
     natural_key=("security_id",),
+    unique=("symbol",),
     fetch=fetch,
     parse=parse,
     contract=contract,
