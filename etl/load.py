@@ -66,6 +66,7 @@ def open_database(path: Path) -> sqlite3.Connection:
         _claim(connection, path)  # before anything that writes: a database not ours stays untouched
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute("PRAGMA cache_size=-65536")  # 64 MiB: a whole table's index stays in memory
     except sqlite3.OperationalError as exc:
         raise _usable_error(exc, path) from None
     except sqlite3.DatabaseError as exc:
@@ -94,12 +95,14 @@ def _claim(connection: sqlite3.Connection, path: Path) -> None:
 def ensure_table(connection: sqlite3.Connection, data_type: DataType) -> None:
     columns = data_type.sqlite_columns()
     key = data_type.natural_key
+    options = ""
     if len(key) == 1 and dict(columns)[key[0]] == "INTEGER":
         definitions = [f"{name} {kind} PRIMARY KEY" if name == key[0] else f"{name} {kind}" for name, kind in columns]
     else:
         definitions = [f"{name} {kind}" for name, kind in columns] + [f"PRIMARY KEY ({', '.join(key)})"]
+        options = " WITHOUT ROWID"  # the key is the only index: one B-tree to write, not two
     definitions += [f"UNIQUE ({column})" for column in data_type.unique]
-    connection.execute(f"CREATE TABLE IF NOT EXISTS {data_type.table} ({', '.join(definitions)})")
+    connection.execute(f"CREATE TABLE IF NOT EXISTS {data_type.table} ({', '.join(definitions)}){options}")
     present = {row[1] for row in connection.execute(f"PRAGMA table_info({data_type.table})")}
     for name, kind in columns:
         if name not in present:  # a column added in a later version of the type
@@ -152,9 +155,27 @@ def _normalise(table: pa.Table, data_type: DataType) -> pl.DataFrame:
     return normalised
 
 
+def _expected_polars_schema(data_type: DataType) -> pl.Schema:
+    frame = pl.from_arrow(data_type.raw_schema.empty_table())
+    assert isinstance(frame, pl.DataFrame)
+    return frame.schema
+
+
+def _read_batch(paths: list[Path], data_type: DataType, zone: RawZone, counts: LoadCounts) -> list[pl.DataFrame]:
+    """All files of a batch in one multi-threaded read when they are all well-formed files of ours;
+    otherwise file by file, so that each bad one is found and moved aside."""
+    try:
+        frame = pl.scan_parquet(paths, hive_partitioning=False).collect()
+    except Exception:  # noqa: BLE001 - any failure sends us to the careful path, which names the file
+        frame = None
+    if frame is not None and frame.schema == _expected_polars_schema(data_type):
+        return [frame]
+    return [frame for path in paths if (frame := _read_file(path, data_type, zone, counts)) is not None]
+
+
 def _read_file(path: Path, data_type: DataType, zone: RawZone, counts: LoadCounts) -> pl.DataFrame | None:
     try:
-        table = pq.read_table(path)
+        table = pq.ParquetFile(path).read()
     except (OSError, pa.ArrowException) as exc:
         return _quarantine_file(path, f"not a readable Parquet file: {exc}", zone, counts)
     missing = [column for column in data_type.natural_key if column not in table.column_names]
@@ -187,9 +208,11 @@ def _split(frame: pl.DataFrame, data_type: DataType) -> tuple[pl.DataFrame, pl.D
     """(rows that meet the contract, deduplicated newest-first; rows that do not)."""
     checked = frame.with_columns(data_type.contract().alias(_REASON))
     bad = checked.filter(pl.col(_REASON).is_not_null())
+    key = list(data_type.natural_key)
     good = (checked.filter(pl.col(_REASON).is_null())
             .sort(FETCHED_AT, nulls_last=False, maintain_order=True)
-            .unique(subset=list(data_type.natural_key), keep="last", maintain_order=True))
+            .unique(subset=key, keep="last", maintain_order=True)
+            .sort(key))  # inserting in key order keeps SQLite's B-tree appends cheap
     return good, bad
 
 
@@ -246,8 +269,9 @@ def load_type(connection: sqlite3.Connection, data_type: DataType, zone: RawZone
     connection.execute("BEGIN IMMEDIATE")
     try:
         for batch in _batches(paths, data_type):
-            frames = [frame for path in batch if (frame := _read_file(path, data_type, zone, counts)) is not None]
-            counts.files += len(frames)
+            bad_before = len(counts.bad_files)
+            frames = _read_batch(batch, data_type, zone, counts)
+            counts.files += len(batch) - (len(counts.bad_files) - bad_before)
             if not frames:
                 continue
             frame = pl.concat(frames, how="vertical_relaxed")
