@@ -14,6 +14,9 @@ import signal
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from multiprocessing.connection import Connection, wait
+from multiprocessing.context import BaseContext
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +35,6 @@ from etl.plan import WorkItem, covered_until
 from etl.procs import die_with_parent
 from etl.rawzone import RawZone, UnsafeSymbol, read_meta
 from etl.settings import Settings
-
-_WORKER: dict[str, Any] = {}
 
 
 @dataclass
@@ -68,23 +69,92 @@ class TypeJob:
     run_id: str
 
 
-# ---- the worker process
+# ---- the pool: one process per data type (parent side)
 
 
-def init_worker(budget: HostBudget, log_queue: Any, stop_event: Any, parent_pid: int) -> None:
+class ExtractPool:
+    """One process per data type, each handing back its TypeResult through a pipe.
+
+    Plain processes rather than multiprocessing.Pool: a Pool never reports a worker killed under it
+    (OOM, kill -9) and can hang on terminate afterwards; here a process that dies without a result is
+    seen at once and recorded as a failure of its type, and the others go on.
+    """
+
+    def __init__(self, ctx: BaseContext, budget: HostBudget, log_queue: Any) -> None:
+        self._ctx = ctx
+        self._budget = budget
+        self._log_queue = log_queue
+        self.stop_event = ctx.Event()
+        self._running: dict[str, tuple[BaseProcess, Connection]] = {}
+
+    def start(self, jobs: list[TypeJob]) -> None:
+        for job in jobs:
+            receiver, sender = self._ctx.Pipe(duplex=False)
+            process = self._ctx.Process(
+                target=type_process_main, name=f"extract-{job.type_name}", daemon=True,
+                args=(job, self._budget, self._log_queue, self.stop_event, sender, os.getpid()))
+            process.start()
+            sender.close()
+            self._running[job.type_name] = (process, receiver)
+
+    @property
+    def running(self) -> bool:
+        return bool(self._running)
+
+    def collect(self, timeout: float) -> dict[str, dict[str, Any]]:
+        """Results of the processes that ended within `timeout` seconds."""
+        waitables = [item for process, receiver in self._running.values() for item in (receiver, process.sentinel)]
+        wait(waitables, timeout)
+        finished: dict[str, dict[str, Any]] = {}
+        for name, (process, receiver) in list(self._running.items()):
+            result = _receive(receiver)
+            if result is None and process.is_alive():
+                continue
+            process.join(5)
+            if result is None:
+                result = lost_type(name, f"extract process {process.pid} died (exit code {process.exitcode})")
+            finished[name] = result
+            receiver.close()
+            del self._running[name]
+        return finished
+
+    def kill(self) -> None:
+        for process, _receiver in self._running.values():
+            process.kill()
+        for process, _receiver in self._running.values():
+            process.join(5)
+
+
+def _receive(receiver: Connection) -> dict[str, Any] | None:
+    try:
+        return receiver.recv() if receiver.poll() else None
+    except (EOFError, OSError):
+        return None
+
+
+def lost_type(name: str, reason: str) -> dict[str, Any]:
+    logger.error(f"{name}: {reason}; companies it had finished are saved, re-run to fetch the rest")
+    return {"type_name": name, "companies_failed": 1,
+            "errors": [{"type": name, "symbol": "*", "reason": reason, "attempts": 0}]}
+
+
+# ---- one type's process (child side)
+
+
+def type_process_main(job: TypeJob, budget: HostBudget, log_queue: Any, stop_event: Any, results: Connection,
+                      parent_pid: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
     die_with_parent()
     if os.getppid() != parent_pid:
-        os._exit(1)
-    _WORKER.update(budget=budget, stop_event=stop_event, log_queue=log_queue)
-
-
-def run_type_job(job: TypeJob) -> dict[str, Any]:
-    budget: HostBudget = _WORKER["budget"]
-    stop_event = _WORKER["stop_event"]
-    install_child_logging(_WORKER["log_queue"], label=job.type_name)
-    result = asyncio.run(extract_type(job, budget, stop_event.is_set))
-    return result.as_dict()
+        return  # the parent is already gone
+    install_child_logging(log_queue, label=job.type_name)
+    try:
+        result = asyncio.run(extract_type(job, budget, stop_event.is_set)).as_dict()
+    except Exception as exc:  # a bug here must not lose the other types' work
+        logger.exception(f"extract failed: {exc}")
+        result = lost_type(job.type_name, f"extract process failed: {type(exc).__name__}: {exc}")
+    results.send(result)
+    results.close()
 
 
 # ---- the event loop

@@ -12,7 +12,6 @@ import math
 import multiprocessing
 import os
 import secrets
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
@@ -27,7 +26,7 @@ from etl.budget import HostBudget
 from etl.client import NepseClient
 from etl.datatypes.base import Company
 from etl.datatypes.securities import SECURITIES, active_companies
-from etl.extract import TypeJob, init_worker, rows_to_table, run_type_job
+from etl.extract import ExtractPool, TypeJob, rows_to_table
 from etl.failures import FetchError
 from etl.load import LoadCounts, load_all, open_database
 from etl.logs import LogHub, configure_parent_logging
@@ -175,43 +174,25 @@ def print_plan(console: Console, plans: list[TypePlan], settings: Settings, resu
 
 def run_extract(context: RunContext, plans: list[TypePlan], budget: HostBudget, hub: LogHub,
                 ctx: multiprocessing.context.BaseContext, job_id: str) -> dict[str, dict[str, Any]]:
-    settings = context.settings
-    stop_event = ctx.Event()
-    jobs = [TypeJob(plan.type_name, plan.items, len(plan.skipped), settings, job_id, context.run_id)
+    jobs = [TypeJob(plan.type_name, plan.items, len(plan.skipped), context.settings, job_id, context.run_id)
             for plan in plans]
+    pool = ExtractPool(ctx, budget, hub.queue)
     results: dict[str, dict[str, Any]] = {}
-    pool = ctx.Pool(len(jobs), initializer=init_worker, initargs=(budget, hub.queue, stop_event, os.getpid()))
     try:
-        pending = {job.type_name: pool.apply_async(run_type_job, (job,)) for job in jobs}
-        while pending:
+        pool.start(jobs)
+        while pool.running:
             try:
-                for name, handle in list(pending.items()):
-                    if handle.ready():
-                        results[name] = _job_result(name, handle)
-                        del pending[name]
-                time.sleep(0.1)
+                results.update(pool.collect(timeout=0.2))
             except KeyboardInterrupt:
                 if context.interrupted:
                     logger.warning("second Ctrl-C: abandoning the requests in flight")
-                    pool.terminate()
                     break
                 context.interrupted = True
-                stop_event.set()
+                pool.stop_event.set()
                 logger.warning("Ctrl-C: no new requests; finishing those in flight (Ctrl-C again to abandon them)")
-        pool.close()
     finally:
-        pool.terminate()
-        pool.join()
+        pool.kill()
     return results
-
-
-def _job_result(name: str, handle: Any) -> dict[str, Any]:
-    try:
-        return handle.get()
-    except Exception as exc:  # a bug in a worker must not lose the other types' work
-        logger.exception(f"{name}: extract process failed: {exc}")
-        return {"type_name": name, "errors": [{"type": name, "symbol": "*", "reason": f"process failed: {exc}",
-                                               "attempts": 0}], "companies_failed": 1}
 
 
 # ---- the run

@@ -136,3 +136,22 @@ def test_daily_rerun_fetches_only_new_days(tmp_path: Path, simulator: SimulatorP
     full_report = _latest_report(output)["types"]["prices"]
     assert full_report["rows_fetched"] > 10 * report["rows_fetched"]  # the whole window again
     assert full_report["new"] == 0 and full_report["updated"] == 0
+
+
+def test_a_worker_killed_under_the_pool_is_reported_not_waited_for(tmp_path: Path, simulator: SimulatorProcess,
+                                                                   sim_data: SimData) -> None:
+    output = tmp_path / "out"
+    process = _start(_args(simulator, _symbols(sim_data), output) + SLOW, tmp_path)
+    _wait_for_files(output, 4)
+    workers = [child for child in psutil.Process(process.pid).children()
+               if "spawn_main" in " ".join(child.cmdline())]
+    victim = max(workers, key=lambda child: child.pid)  # the manager starts first; pool workers after it
+    victim.kill()
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1, stdout[-2000:] + stderr
+    assert f"extract process {victim.pid} died" in stdout
+    report = _latest_report(output)
+    lost = [name for name, entry in report["types"].items()
+            if any(error["symbol"] == "*" for error in entry["errors"])]
+    assert len(lost) == 1
+    assert all(report["types"][name]["companies_ok"] == 16 for name in report["types"] if name not in lost)
