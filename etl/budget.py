@@ -20,7 +20,7 @@ from typing import Any
 # A start interval a little longer than 1/rate: a request reaches the server a few ms after
 # we let it go, and that jitter must not squeeze R + 1 arrivals into one second.
 SPACING_MARGIN = 1.02
-# Transient failures in the last BURST_WINDOW outcomes that count as the server struggling.
+# Strain (failures.STRAIN_WEIGHTS) in a process's last BURST_WINDOW outcomes that counts as throttling.
 BURST_WINDOW = 20
 BURST_THRESHOLD = 8
 # Never halve twice within this many seconds: one bad moment is one signal.
@@ -155,15 +155,16 @@ class ProcessPacer:
 
 
 class StrainDetector:
-    """Spots a burst of transient failures in this process's recent outcomes."""
+    """Spots a burst of failures in this process's recent outcomes."""
 
     def __init__(self, window: int = BURST_WINDOW, threshold: int = BURST_THRESHOLD) -> None:
-        self._recent: deque[bool] = deque(maxlen=window)
+        self._recent: deque[int] = deque(maxlen=window)
         self._threshold = threshold
 
-    def record(self, strained: bool) -> bool:
-        """Record one outcome; True when the burst threshold is crossed (then starts afresh)."""
-        self._recent.append(strained)
+    def record(self, strain: int) -> bool:
+        """Record one outcome's strain (0 for a success); True when the recent outcomes cross the
+        threshold (and then it starts afresh)."""
+        self._recent.append(strain)
         if sum(self._recent) >= self._threshold:
             self._recent.clear()
             return True

@@ -21,7 +21,7 @@ from loguru import logger
 
 from etl import api
 from etl.budget import HostBudget, ProcessPacer, RateChange, StrainDetector
-from etl.failures import STRAIN_SIGNALS, Action, FetchError, RetryPolicy, status_outcome
+from etl.failures import STRAIN_WEIGHTS, Action, FetchError, RetryPolicy, status_outcome
 from etl.logs import emit_event
 from etl.settings import Settings
 
@@ -128,7 +128,7 @@ class NepseClient:
         while True:
             try:
                 result = await attempt_once()
-                self._strain.record(False)
+                self._strain.record(0)
                 return result
             except FetchError as error:
                 error.attempts = attempt
@@ -142,10 +142,9 @@ class NepseClient:
                 await asyncio.sleep(wait)
 
     def _note_failure(self, error: FetchError) -> None:
-        throttled = error.action is Action.THROTTLED
-        burst = self._strain.record(error.outcome in STRAIN_SIGNALS)
-        if throttled or burst:
-            change = self.budget.throttle("HTTP 429" if throttled else "burst of failures")
+        if self._strain.record(STRAIN_WEIGHTS.get(error.action, 0)):
+            reason = "repeated HTTP 429" if error.action is Action.THROTTLED else "burst of failures"
+            change = self.budget.throttle(reason)
             if change is not None:
                 self.stats.throttle_events += 1
                 self._on_rate_change(change)

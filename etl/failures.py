@@ -39,8 +39,10 @@ OUTCOMES: dict[str, Action] = {
     "too_many_pages": Action.TERMINAL,
 }
 
-# Outcomes that say "the server is struggling": a burst of them counts as throttling.
-STRAIN_SIGNALS = frozenset(name for name, action in OUTCOMES.items() if action is Action.TRANSIENT)
+# How loudly each kind of failure says "the server is struggling". A process halves the host rate when
+# its recent outcomes add up to the burst threshold (etl/budget.py): eight transient failures, or two
+# 429s. A lone 429 is honoured for its own request (Retry-After) without slowing every other one.
+STRAIN_WEIGHTS: dict[Action, int] = {Action.TRANSIENT: 1, Action.THROTTLED: 4}
 
 
 def status_outcome(status: int, body_text: str = "") -> str:

@@ -226,8 +226,9 @@ GROUP_DESCRIPTIONS = {
     "politeness": "--max-rps bounds the whole host: request starts in any one-second window, auth calls "
     "included, shared by every process however many run. --concurrency and --pacing bound each process "
     "(there is one per data type). When some types finish early, the processes still running may use the "
-    "whole host budget, up to their own limits. On throttling (HTTP 429 or a burst of failures) the host "
-    "rate is halved, down to --min-rps, and stepped back up after --recover-after quiet seconds.",
+    "whole host budget, up to their own limits. On throttling (two HTTP 429s or eight transient failures "
+    "among a process's last 20 requests) the host rate is halved, down to --min-rps, and stepped back up "
+    "after --recover-after quiet seconds. A lone 429 only delays its own request (Retry-After).",
     "limits": "Guards against a broken or hostile server, and internals.",
 }
 

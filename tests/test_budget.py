@@ -9,6 +9,7 @@ import time
 import pytest
 
 from etl.budget import HostBudget, ProcessPacer, StrainDetector
+from etl.failures import STRAIN_WEIGHTS, Action
 
 
 def max_in_window(starts: list[float], window: float = 1.0) -> int:
@@ -113,6 +114,16 @@ def test_process_pacer_spaces_starts_and_caps_in_flight() -> None:
 
 def test_strain_detector_fires_on_a_burst_not_on_scattered_failures() -> None:
     detector = StrainDetector(window=20, threshold=8)
-    scattered = [i % 10 == 0 for i in range(200)]  # 10 % failures, spread out
-    assert not any(detector.record(failed) for failed in scattered)
-    assert any(detector.record(True) for _ in range(8))
+    scattered = [1 if i % 10 == 0 else 0 for i in range(200)]  # 10 % transient failures, spread out
+    assert not any(detector.record(strain) for strain in scattered)
+    fresh = StrainDetector(window=20, threshold=8)
+    assert [fresh.record(1) for _ in range(8)] == [False] * 7 + [True]  # eight transient failures
+
+
+def test_two_429s_are_a_throttle_signal_and_one_is_not() -> None:
+    weight = STRAIN_WEIGHTS[Action.THROTTLED]
+    detector = StrainDetector(window=20, threshold=8)
+    assert not detector.record(weight)
+    assert not any(detector.record(0) for _ in range(19))  # the lone 429 has left the window
+    assert not detector.record(weight)
+    assert detector.record(weight)

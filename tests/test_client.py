@@ -56,7 +56,8 @@ class Server:
         return sum(1 for seen_path, _ in self.seen if seen_path == path)
 
 
-async def _call(server: Server, action: Callable[[NepseClient], Awaitable], **overrides):
+async def _call(server: Server, action: Callable[[NepseClient], Awaitable], budget: HostBudget | None = None,
+                **overrides):
     runner = web.AppRunner(server.app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -65,14 +66,14 @@ async def _call(server: Server, action: Callable[[NepseClient], Awaitable], **ov
     settings = replace(Settings(base_url=f"http://127.0.0.1:{port}", pacing=0.0, backoff_base=0.01,
                                 backoff_cap=0.05, max_attempts=3), **overrides)
     try:
-        async with NepseClient(settings, HostBudget(200, 10, 10), seed=1) as client:
+        async with NepseClient(settings, budget or HostBudget(200, 10, 10), seed=1) as client:
             return await action(client)
     finally:
         await runner.cleanup()
 
 
-def run(server: Server, action: Callable[[NepseClient], Awaitable], **overrides):
-    return asyncio.run(_call(server, action, **overrides))
+def run(server: Server, action: Callable[[NepseClient], Awaitable], budget: HostBudget | None = None, **overrides):
+    return asyncio.run(_call(server, action, budget, **overrides))
 
 
 def test_a_body_over_the_cap_is_refused_without_retry() -> None:
@@ -179,3 +180,13 @@ def test_bad_token_500_is_treated_as_auth() -> None:
     server.app.router.add_get("/api/nots/jwe", handler(lambda r: next(answers)))
     assert run(server, lambda c: c.get_json("/api/nots/jwe")) == [2]
     assert server.count(api.PROVE_PATH) == 2
+
+
+def test_repeated_429s_halve_the_host_rate() -> None:
+    server = Server()
+    answers = iter([web.Response(status=429, headers={"Retry-After": "0"}) for _ in range(2)]
+                   + [web.json_response([3])])
+    server.app.router.add_get("/api/nots/throttled", handler(lambda r: next(answers)))
+    budget = HostBudget(40, 5, 10)
+    assert run(server, lambda c: c.get_json("/api/nots/throttled"), budget) == [3]
+    assert (budget.rate, budget.throttle_events) == (20, 1)
