@@ -19,7 +19,7 @@ from typing import Any
 
 # A start interval a little longer than 1/rate: a request reaches the server a few ms after
 # we let it go, and that jitter must not squeeze R + 1 arrivals into one second.
-SPACING_MARGIN = 1.02
+SPACING_MARGIN = 1.03
 # Strain (failures.STRAIN_WEIGHTS) in a process's last BURST_WINDOW outcomes that counts as throttling.
 BURST_WINDOW = 20
 BURST_THRESHOLD = 8

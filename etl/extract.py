@@ -224,10 +224,17 @@ async def fetch_company(client: NepseClient, data_type: DataType, zone: RawZone,
     meta: dict[str, Any] = {"type": data_type.name, "symbol": item.company.symbol,
                             "security_id": item.company.security_id, "fetched_at": fetched_at,
                             "run_id": job.run_id, "job_id": job.job_id}
-    if data_type.incremental:
+    # Off the event loop: a stalled loop delays request starts, and the host budget is only as
+    # exact as the moment each request really leaves.
+    await asyncio.to_thread(_write_company_file, zone, path, table, meta, item, data_type.incremental)
+    return len(rows)
+
+
+def _write_company_file(zone: RawZone, path: Path, table: pa.Table, meta: dict[str, Any], item: WorkItem,
+                        incremental: bool) -> None:
+    if incremental:
         table, meta = _merge_prices(path, table, meta, item)
     zone.write(path, table, meta)
-    return len(rows)
 
 
 def rows_to_table(rows: list[Row], data_type: DataType, fetched_at: str) -> pa.Table:
