@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -14,6 +15,11 @@ def fail(message: str) -> int:
     return EXIT_USAGE
 
 
+def _terminate_gracefully(signum: int, frame: object) -> None:
+    """SIGTERM (systemd, kill, a container stop) is handled like Ctrl-C: finish cleanly, exit 130."""
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = resolve_settings(argv)
@@ -21,6 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(str(exc))
     from etl.pipeline import run  # after validation: bad flags answer fast, before heavy imports
 
+    signal.signal(signal.SIGTERM, _terminate_gracefully)
     try:
         return run(settings)
     except ConfigError as exc:

@@ -288,10 +288,12 @@ def load_type(connection: sqlite3.Connection, data_type: DataType, zone: RawZone
     return counts
 
 
-def load_all(db_path: Path, zone: RawZone, data_types: list[DataType]) -> dict[str, LoadCounts]:
+def load_all(db_path: Path, zone: RawZone, data_types: list[DataType],
+             into: dict[str, LoadCounts] | None = None) -> dict[str, LoadCounts]:
+    """Load each type in turn; `into` receives each table's counts as soon as it is committed."""
     connection = open_database(db_path)
     try:
-        results: dict[str, LoadCounts] = {}
+        results: dict[str, LoadCounts] = {} if into is None else into
         for data_type in data_types:
             try:
                 results[data_type.name] = load_type(connection, data_type, zone)

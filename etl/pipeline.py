@@ -250,6 +250,9 @@ def run(settings: Settings, console: Console | None = None) -> int:
         write_report(report, settings.output / "runs")
         record_run(settings.db_path, report)
         render_summary(report, console)
+        if report["exit_code"] != 0 and not settings.load_only:
+            console.print("Re-run the same command to fetch what is missing: completed companies are not "
+                          "fetched again.")
         return int(report["exit_code"])
 
 
@@ -303,7 +306,12 @@ def _run_stages(context: RunContext, hub: LogHub, ctx: multiprocessing.context.B
                           "(or point --output at an earlier run's directory)")
     if not settings.extract_only:
         load_types = [SECURITIES] + [datatypes.get(name) for name in type_names]
-        loads = load_all(settings.db_path, context.zone, load_types)
+        try:
+            load_all(settings.db_path, context.zone, load_types, into=loads)
+        except KeyboardInterrupt:
+            context.interrupted = True
+            logger.warning("Ctrl-C during the load: the table being loaded was rolled back; the raw zone is "
+                           "intact, run with --load-only to finish")
     report = build_report(context, extract, loads, budget, type_names)
     if job_id is not None and report["exit_code"] == 0:
         state.finish()

@@ -80,14 +80,15 @@ def test_sigkill_mid_extract_then_rerun_resumes(tmp_path: Path, simulator: Simul
     assert not list(output.rglob("*.tmp"))
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_sigint_stops_cleanly_with_130_and_a_summary(tmp_path: Path, simulator: SimulatorProcess,
-                                                     sim_data: SimData, reference) -> None:
+                                                     sim_data: SimData, reference, signum: int) -> None:
     reference_content, _ = reference
     output = tmp_path / "out"
     args = _args(simulator, _symbols(sim_data), output)
     process = _start(args + SLOW, tmp_path)
     _wait_for_files(output, 8)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert "Exit code: 130" in stdout
