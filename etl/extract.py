@@ -226,14 +226,14 @@ async def fetch_company(client: NepseClient, data_type: DataType, zone: RawZone,
                             "run_id": job.run_id, "job_id": job.job_id}
     # Off the event loop: a stalled loop delays request starts, and the host budget is only as
     # exact as the moment each request really leaves.
-    await asyncio.to_thread(_write_company_file, zone, path, table, meta, item, data_type.incremental)
+    await asyncio.to_thread(_write_company_file, zone, path, table, meta, item, data_type)
     return len(rows)
 
 
 def _write_company_file(zone: RawZone, path: Path, table: pa.Table, meta: dict[str, Any], item: WorkItem,
-                        incremental: bool) -> None:
-    if incremental:
-        table, meta = _merge_prices(path, table, meta, item)
+                        data_type: DataType) -> None:
+    if data_type.incremental:
+        table, meta = _merge_window(path, table, meta, item, data_type)
     zone.write(path, table, meta)
 
 
@@ -245,9 +245,11 @@ def rows_to_table(rows: list[Row], data_type: DataType, fetched_at: str) -> pa.T
     return pa.Table.from_pydict(columns, schema=schema)
 
 
-def _merge_prices(path: Path, new: pa.Table, meta: dict[str, Any], item: WorkItem) -> tuple[pa.Table, dict]:
-    """Incremental prices: the new days join the days already saved, newest fetch winning."""
-    newest = pl.from_arrow(new.select(["business_date"])).get_column("business_date").max()
+def _merge_window(path: Path, new: pa.Table, meta: dict[str, Any], item: WorkItem,
+                  data_type: DataType) -> tuple[pa.Table, dict]:
+    """Incremental types: the new days join the days already saved, newest fetch winning."""
+    date_column = str(data_type.date_column)
+    newest = pl.from_arrow(new.select([date_column])).get_column(date_column).max()
     meta["covered_from"] = item.window.since.isoformat()
     meta["covered_until"] = covered_until(item.window, newest).isoformat()
     if path.exists():
@@ -257,8 +259,8 @@ def _merge_prices(path: Path, new: pa.Table, meta: dict[str, Any], item: WorkIte
             if old.schema.equals(new.schema):
                 combined = pl.from_arrow(pa.concat_tables([old, new]))
                 assert isinstance(combined, pl.DataFrame)
-                merged = combined.unique(subset=["symbol", "business_date"], keep="last", maintain_order=True)
-                new = merged.sort("business_date", descending=True).to_arrow().cast(new.schema)
+                merged = combined.unique(subset=list(data_type.natural_key), keep="last", maintain_order=True)
+                new = merged.sort(date_column, descending=True).to_arrow().cast(new.schema)
                 meta["covered_from"] = min(meta["covered_from"], old_meta.get("covered_from", meta["covered_from"]))
                 meta["covered_until"] = max(meta["covered_until"], old_meta.get("covered_until", ""))
         except (OSError, pa.ArrowException) as exc:

@@ -51,9 +51,14 @@ class DataType:
     # Polars expression giving the reason a row breaks the contract, or null when it is fine.
     contract: Callable[[], pl.Expr]
     unique: tuple[str, ...] = ()  # another column that identifies a row (a row that takes it over wins)
-    incremental: bool = False  # fetch only the days after those already saved
+    # An incremental type's date column: only the days after those already saved are fetched.
+    date_column: str | None = None
     key_includes_symbol: bool = True  # so each symbol's partition can be loaded on its own
     calls_per_company: int = 1  # for --dry-run estimates
+
+    @property
+    def incremental(self) -> bool:
+        return self.date_column is not None
 
     @property
     def raw_schema(self) -> pa.Schema:

@@ -77,7 +77,7 @@ PRICES = DataType(
     fetch=fetch,
     parse=parse,
     contract=contract,
-    incremental=True,
+    date_column="business_date",
 )
 
 __all__ = ["PRICES", "REJECT_REASON"]
