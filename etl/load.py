@@ -130,35 +130,29 @@ def upsert_sql(data_type: DataType) -> str:
 # ---- reading the raw zone
 
 
+def _expected_polars_schema(data_type: DataType) -> pl.Schema:
+    frame = pl.from_arrow(data_type.raw_schema.empty_table())
+    assert isinstance(frame, pl.DataFrame)
+    return frame.schema
+
+
 def _normalise(table: pa.Table, data_type: DataType) -> pl.DataFrame:
     """Bring a file written by any version of us to the type's raw schema; a value that will not
     cast becomes null with a reject reason rather than failing the whole file."""
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
-    target = pl.DataFrame(schema=pl.from_arrow(data_type.raw_schema.empty_table()).schema)
-    columns: list[pl.Expr] = []
+    expressions: dict[str, pl.Expr] = {}
     problems: list[pl.Expr] = []
-    for name, dtype in target.schema.items():
+    for name, dtype in _expected_polars_schema(data_type).items():
         if name not in frame.columns:
-            columns.append(pl.lit(None, dtype=dtype).alias(name))
+            expressions[name] = pl.lit(None, dtype=dtype).alias(name)
             continue
         cast = pl.col(name).cast(dtype, strict=False)
-        columns.append(cast.alias(name))
+        expressions[name] = cast.alias(name)
         if frame.schema[name] != dtype:
-            problems.append(pl.when(pl.col(name).is_not_null() & cast.is_null())
-                            .then(pl.lit(f"unparseable {name}")))
-    normalised = frame.select(columns + [pl.coalesce(problems).alias("_cast_problem")] if problems else columns)
-    if problems:
-        normalised = normalised.with_columns(
-            pl.coalesce([pl.col(REJECT_REASON), pl.col("_cast_problem")]).alias(REJECT_REASON)
-        ).drop("_cast_problem")
-    return normalised
-
-
-def _expected_polars_schema(data_type: DataType) -> pl.Schema:
-    frame = pl.from_arrow(data_type.raw_schema.empty_table())
-    assert isinstance(frame, pl.DataFrame)
-    return frame.schema
+            problems.append(pl.when(pl.col(name).is_not_null() & cast.is_null()).then(pl.lit(f"unparseable {name}")))
+    expressions[REJECT_REASON] = pl.coalesce([expressions[REJECT_REASON], *problems]).alias(REJECT_REASON)
+    return frame.select(list(expressions.values()))
 
 
 def _read_batch(paths: list[Path], data_type: DataType, zone: RawZone, counts: LoadCounts) -> list[pl.DataFrame]:
