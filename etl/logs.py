@@ -18,8 +18,8 @@ Progress is carried by structured events, ``emit_event(name, **fields)``; every 
 ordinary log line. The events and their fields:
 
 - ``type_start``: type, total (companies to fetch), skipped (already complete), budget_rps
-- ``company_done``: type, symbol, rows, requests, retries
-- ``company_failed``: type, symbol, reason, attempts
+- ``company_done``: type, symbol, rows, requests, retries (requests and retries: the type's totals so far)
+- ``company_failed``: type, symbol, reason, attempts, requests, retries
 - ``company_skipped``: type, symbol
 - ``rate_changed``: rate, reason (host rate halved or recovered)
 - ``type_end``: type, requests, retries, throttle_events

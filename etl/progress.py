@@ -36,6 +36,7 @@ from rich.text import Text
 from etl.logs import PARENT_LABEL, count_noun, describe_event
 
 MODES = ("live", "plain", "quiet")
+HOST_ROW = "all types"
 RATE_WINDOW_S = 5.0
 MAX_LISTED_FAILURES = 50
 TABLE_WIDTH = 150
@@ -102,6 +103,14 @@ class TypeStats:
         with self._window_lock:
             self._window.append((at, count))
 
+    def _update_totals(self, fields: Mapping[str, Any], at: float) -> None:
+        """`requests` and `retries` in an event are the type's totals so far (a lost or reordered
+        event cannot make them drift)."""
+        if fields.get("requests") is not None:
+            self.add_requests(at, max(0, int(fields["requests"]) - self.requests))
+        if fields.get("retries") is not None:
+            self.retries = max(self.retries, int(fields["retries"]))
+
     def rate(self, now: float) -> float:
         """Requests/s: over the last few seconds while running, the average once finished."""
         if self.started_at is None:
@@ -123,11 +132,10 @@ class TypeStats:
         elif event == "company_done":
             self.done += 1
             self.rows += int(fields.get("rows") or 0)
-            self.retries += int(fields.get("retries") or 0)
-            self.add_requests(at, int(fields.get("requests") or 0))
+            self._update_totals(fields, at)
         elif event == "company_failed":
             self.failed += 1
-            self.add_requests(at, int(fields.get("attempts") or 0))
+            self._update_totals(fields, at)
         elif event == "type_end":
             self.finished_at = at
             self.requests = int(fields.get("requests") or self.requests)
@@ -263,18 +271,49 @@ class QuietDisplay(PlainDisplay):
         self.min_event_level = self.min_line_level = _WARNING
 
 
+class _HostRow:
+    """The 'all types' bar: every type summed, its request rate set against the host budget."""
+
+    def __init__(self, display: ProgressDisplay) -> None:
+        self._display = display
+
+    def _each(self) -> list[TypeStats]:
+        return list(self._display._stats.values())
+
+    @property
+    def budget_rps(self) -> float:
+        return self._display.budget_rps
+
+    @property
+    def rows(self) -> int:
+        return sum(stats.rows for stats in self._each())
+
+    @property
+    def retries(self) -> int:
+        return sum(stats.retries for stats in self._each())
+
+    @property
+    def failed(self) -> int:
+        return sum(stats.failed for stats in self._each())
+
+    def rate(self, now: float) -> float:
+        return sum(stats.rate(now) for stats in self._each())
+
+
 class _StatsColumn(ProgressColumn):
-    """``12,345 rows  4.8/5 req/s  3 retries  1 failed``, computed at each redraw."""
+    """``12,345 rows  1.2 req/s  3 retries  1 failed`` for a type, and ``4.8/5 req/s`` (against the
+    host budget) on the 'all types' bar, computed at each redraw."""
 
     def __init__(self, clock: Clock) -> None:
         super().__init__()
         self._clock = clock
 
     def render(self, task: Task) -> Text:
-        stats: TypeStats = task.fields["stats"]
+        stats: TypeStats | _HostRow = task.fields["stats"]
         rate = stats.rate(self._clock())
+        budget = f"/{stats.budget_rps:g}" if isinstance(stats, _HostRow) else ""
         text = (
-            f"{stats.rows:,} rows  {rate:.1f}/{stats.budget_rps:g} req/s  "
+            f"{stats.rows:,} rows  {rate:.1f}{budget} req/s  "
             f"{count_noun(stats.retries, 'retry', 'retries')}  {stats.failed:,} failed"
         )
         return Text(text, style="red" if stats.failed else "")
@@ -312,9 +351,15 @@ class LiveDisplay(ProgressDisplay):
         )
 
     def _redraw(self, stats: TypeStats) -> None:
+        if not self._tasks:
+            self._tasks[HOST_ROW] = self._progress.add_task(HOST_ROW, total=None, stats=_HostRow(self))
         if stats.name not in self._tasks:
             self._tasks[stats.name] = self._progress.add_task(stats.name, total=stats.total, stats=stats)
         self._progress.update(self._tasks[stats.name], total=stats.total, completed=stats.attempted)
+        every = list(self._stats.values())
+        totals = [each.total for each in every]
+        self._progress.update(self._tasks[HOST_ROW], completed=sum(each.attempted for each in every),
+                              total=None if None in totals else sum(t or 0 for t in totals))
 
 
 def make_display(

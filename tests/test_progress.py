@@ -143,7 +143,7 @@ def test_request_rate_uses_a_sliding_window_then_the_average() -> None:
     stats = TypeStats("prices", budget_rps=5.0)
     stats.apply("type_start", {"total": 30}, at=0.0)
     for second in range(1, 21):
-        stats.apply("company_done", {"requests": 2, "rows": 1}, at=float(second))
+        stats.apply("company_done", {"requests": 2 * second, "rows": 1}, at=float(second))  # running totals
     assert stats.rate(now=20.0) == (2 * 6) / 5.0  # completions at 15..20 s
     assert stats.rate(now=40.0) == 0.0  # idle: the window has emptied
     stats.apply("type_end", {"requests": 40}, at=20.0)
@@ -281,3 +281,16 @@ def test_live_display_in_a_real_pseudo_terminal() -> None:
     final_frame = text.rsplit("mode=live", 1)[-1]
     assert re.search(r"prices .*3/3 .*300 rows", final_frame)
     assert re.search(r"reports .*3/3 .*300 rows", final_frame)
+
+
+def test_live_mode_sums_the_types_against_the_host_budget() -> None:
+    buffer = io.StringIO()
+    display = make_display("live", Console(file=buffer, force_terminal=True, width=160), 5.0)
+    with display:
+        for type_ in ("prices", "reports"):
+            display.handle(start(type_, total=2, skipped=0))
+            display.handle(done("NABIL", type_=type_))
+    screen = buffer.getvalue()
+    assert "all types" in screen and "2/4" in screen
+    assert "/5 req/s" in screen  # only the host row is set against the budget
+    assert re.search(r"prices .* 1/2 .*\d\.\d req/s", screen)
