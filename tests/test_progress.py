@@ -290,7 +290,7 @@ def test_live_mode_sums_the_types_against_the_host_budget() -> None:
         for type_ in ("prices", "reports"):
             display.handle(start(type_, total=2, skipped=0))
             display.handle(done("NABIL", type_=type_))
-    screen = buffer.getvalue()
+    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", buffer.getvalue())
     assert "all types" in screen and "2/4" in screen
     assert "/5 req/s" in screen  # only the host row is set against the budget
     assert re.search(r"prices .* 1/2 .*\d\.\d req/s", screen)
