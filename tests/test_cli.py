@@ -141,6 +141,17 @@ def test_output_that_cannot_be_written(tmp_path: Path) -> None:
                         "cannot write to output directory")
 
 
+def test_a_second_run_on_the_same_output_is_refused(tmp_path: Path) -> None:
+    import fcntl
+
+    output = tmp_path / "out"
+    output.mkdir()
+    with open(output / ".lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running backfill holds it
+        _assert_usage_error(run_cli("--load-only", "--output", str(output), cwd=tmp_path),
+                            f"another backfill is running on {output}")
+
+
 def test_load_only_with_nothing_to_load(tmp_path: Path) -> None:
     _assert_usage_error(run_cli("--load-only", "--output", str(tmp_path / "empty"), cwd=tmp_path), "nothing to load")
 
