@@ -34,6 +34,7 @@ from rich.table import Table
 from rich.text import Text
 
 from etl.logs import PARENT_LABEL, count_noun, describe_event
+from etl.report import exit_code_for
 
 MODES = ("live", "plain", "quiet")
 HOST_ROW = "all types"
@@ -469,13 +470,10 @@ def _failure_lines(types: Mapping[str, Mapping[str, Any]]) -> list[str]:
 
 
 def exit_code_of(report: Mapping[str, Any]) -> int:
-    """The report's exit code, or the one it implies: 130 interrupted, 1 some failures, 0 success."""
+    """The report's exit code, or the one it implies (etl.report decides, in one place)."""
     if isinstance(report.get("exit_code"), int):
         return report["exit_code"]
-    if report.get("interrupted"):
-        return 130
-    types = report.get("types") or {}
-    return 1 if any(_failed_count(stats) for stats in types.values()) else 0
+    return exit_code_for(report)
 
 
 def _print_table(console: Console, table: Table) -> None:

@@ -20,7 +20,7 @@ TYPE_DEFAULTS: dict[str, Any] = {
 def exit_code_for(report: dict[str, Any]) -> int:
     if report.get("interrupted"):
         return EXIT_INTERRUPTED
-    failed = any(entry.get("companies_failed") or entry.get("errors") for entry in report["types"].values())
+    failed = any(entry.get("companies_failed") or entry.get("errors") for entry in (report.get("types") or {}).values())
     return EXIT_FAILURES if failed or report.get("bad_files") or report.get("fatal_error") else EXIT_OK
 
 
