@@ -20,7 +20,6 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
-import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 from loguru import logger
@@ -248,8 +247,10 @@ def rows_to_table(rows: list[Row], data_type: DataType, fetched_at: str) -> pa.T
 def _merge_window(path: Path, new: pa.Table, meta: dict[str, Any], item: WorkItem,
                   data_type: DataType) -> tuple[pa.Table, dict]:
     """Incremental types: the new days join the days already saved, newest fetch winning."""
+    import polars as pl  # only here: a first run of the extract processes never loads polars
+
     date_column = str(data_type.date_column)
-    newest = pl.from_arrow(new.select([date_column])).get_column(date_column).max()
+    newest = max((day for day in new.column(date_column).to_pylist() if day), default=None)
     meta["covered_from"] = item.window.since.isoformat()
     meta["covered_until"] = covered_until(item.window, newest).isoformat()
     if path.exists():

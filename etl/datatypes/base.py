@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-import polars as pl
 import pyarrow as pa
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from etl.client import NepseClient
 
 # Columns every raw-zone file carries besides the type's own.
@@ -174,15 +175,32 @@ def parse_each(records: Iterable[Any], parse_one: Callable[[dict], Row | None], 
     return rows
 
 
+# Contract checks build Polars expressions, which only the load stage evaluates: polars is imported
+# there, so that the extract processes (one per type) never load it.
+
+
 def required(*columns: str) -> list[pl.Expr]:
-    """Contract checks: each column must be present."""
+    """Each column must be present."""
+    import polars as pl
+
     return [pl.when(pl.col(column).is_null()).then(pl.lit(f"no {column}")) for column in columns]
 
 
 def non_negative(*columns: str) -> list[pl.Expr]:
+    import polars as pl
+
     return [pl.when(pl.col(column) < 0).then(pl.lit(f"negative {column}")) for column in columns]
+
+
+def below(smaller: str, larger: str) -> list[pl.Expr]:
+    """`smaller` must not exceed `larger` (e.g. low <= high)."""
+    import polars as pl
+
+    return [pl.when(pl.col(larger) < pl.col(smaller)).then(pl.lit(f"{larger} < {smaller}"))]
 
 
 def first_reason(checks: list[pl.Expr]) -> pl.Expr:
     """The first failing check's reason, after any reason recorded at parse time."""
+    import polars as pl
+
     return pl.coalesce([pl.col(REJECT_REASON), *checks])

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import polars as pl
 import pyarrow as pa
 
 from etl import api
@@ -15,6 +14,7 @@ from etl.datatypes.base import (
     DataType,
     FetchWindow,
     Row,
+    below,
     first_reason,
     non_negative,
     parse_each,
@@ -23,6 +23,9 @@ from etl.datatypes.base import (
     to_int,
     to_iso_date,
 )
+
+if TYPE_CHECKING:
+    import polars as pl
 
 SCHEMA = pa.schema([
     ("symbol", pa.string()),
@@ -65,7 +68,7 @@ def contract() -> pl.Expr:
     return first_reason([
         *required("symbol", "business_date", "close"),
         *non_negative("close", "high", "low", "volume", "turnover", "trades"),
-        pl.when(pl.col("high") < pl.col("low")).then(pl.lit("high < low")),
+        *below("low", "high"),
     ])
 
 

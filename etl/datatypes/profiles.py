@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import polars as pl
 import pyarrow as pa
 
 from etl import api
@@ -19,6 +18,9 @@ from etl.datatypes.base import (
     parse_each,
     required,
 )
+
+if TYPE_CHECKING:
+    import polars as pl
 
 SCHEMA = pa.schema([
     ("symbol", pa.string()),

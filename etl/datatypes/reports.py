@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import polars as pl
 import pyarrow as pa
 
 from etl import api
@@ -25,6 +24,9 @@ from etl.datatypes.base import (
     to_float,
     to_int,
 )
+
+if TYPE_CHECKING:
+    import polars as pl
 
 SCHEMA = pa.schema([
     ("symbol", pa.string()),

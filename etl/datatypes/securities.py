@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import polars as pl
 import pyarrow as pa
 
 from etl import api
@@ -20,6 +19,9 @@ from etl.datatypes.base import (
     required,
     to_int,
 )
+
+if TYPE_CHECKING:
+    import polars as pl
 
 SCHEMA = pa.schema([
     ("security_id", pa.int64()),
