@@ -21,14 +21,15 @@ def _terminate_gracefully(signum: int, frame: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C is KeyboardInterrupt from here on
     try:
         settings = resolve_settings(argv)
     except ConfigError as exc:
         return fail(str(exc))
-    from etl.pipeline import run  # after validation: bad flags answer fast, before heavy imports
-
     signal.signal(signal.SIGTERM, _terminate_gracefully)
     try:
+        from etl.pipeline import run  # after validation: bad flags answer fast, before heavy imports
+
         return run(settings)
     except ConfigError as exc:
         return fail(str(exc))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -31,7 +30,7 @@ from etl.datatypes.base import FETCHED_AT, REJECT_REASON, Company, DataType, Row
 from etl.failures import FetchError
 from etl.logs import emit_event, install_child_logging
 from etl.plan import WorkItem, covered_until
-from etl.procs import die_with_parent
+from etl.procs import children_start_deaf_to_ctrl_c, die_with_parent, ignore_ctrl_c
 from etl.rawzone import RawZone, UnsafeSymbol, read_meta
 from etl.settings import Settings
 
@@ -92,7 +91,8 @@ class ExtractPool:
             process = self._ctx.Process(
                 target=type_process_main, name=f"extract-{job.type_name}", daemon=True,
                 args=(job, self._budget, self._log_queue, self.stop_event, sender, os.getpid()))
-            process.start()
+            with children_start_deaf_to_ctrl_c():
+                process.start()
             sender.close()
             self._running[job.type_name] = (process, receiver)
 
@@ -142,7 +142,7 @@ def lost_type(name: str, reason: str) -> dict[str, Any]:
 
 def type_process_main(job: TypeJob, budget: HostBudget, log_queue: Any, stop_event: Any, results: Connection,
                       parent_pid: int) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
+    ignore_ctrl_c()
     die_with_parent()
     if os.getppid() != parent_pid:
         return  # the parent is already gone

@@ -41,7 +41,7 @@ from typing import Any, TextIO
 
 from loguru import logger
 
-from etl.procs import die_with_parent
+from etl.procs import die_with_parent, ignore_ctrl_c
 
 LogRecord = dict[str, Any]
 RecordCallback = Callable[[LogRecord], None]
@@ -227,6 +227,11 @@ def _is_parent_record(record: Mapping[str, Any]) -> bool:
     return not record["extra"].get(_FROM_CHILD)
 
 
+def _manager_init() -> None:
+    ignore_ctrl_c()
+    die_with_parent()
+
+
 class LogHub:
     """Parent end of the log queue: re-emits child records and feeds ``on_record`` (the display).
 
@@ -262,7 +267,7 @@ class LogHub:
         ensure_file_sink(self.log_file)
         # The manager must die with us even on SIGKILL, or it lingers with the resource tracker.
         self._manager = SyncManager(ctx=self._ctx)
-        self._manager.start(initializer=die_with_parent)
+        self._manager.start(initializer=_manager_init)
         self._queue = self._manager.Queue()
         self._thread = threading.Thread(target=self._consume, name="log-hub", daemon=True)
         self._thread.start()

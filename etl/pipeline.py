@@ -31,6 +31,7 @@ from etl.failures import FetchError
 from etl.load import LoadCounts, load_all, open_database
 from etl.logs import LogHub, configure_parent_logging
 from etl.plan import ResumeState, TypePlan, job_fingerprint, plan_type
+from etl.procs import children_start_deaf_to_ctrl_c
 from etl.progress import choose_mode, make_display, render_summary
 from etl.rawzone import RawZone
 from etl.report import TYPE_DEFAULTS, exit_code_for, record_run, write_report
@@ -272,7 +273,8 @@ def _maybe_demo(settings: Settings) -> Iterator[str | None]:
 def _run_stages(context: RunContext, hub: LogHub, ctx: multiprocessing.context.BaseContext) -> dict | None:
     settings = context.settings
     type_names = settings.selected_types
-    budget = HostBudget(settings.max_rps, settings.host_floor_rps, settings.recover_after, ctx)
+    with children_start_deaf_to_ctrl_c():  # its lock may start multiprocessing's resource tracker
+        budget = HostBudget(settings.max_rps, settings.host_floor_rps, settings.recover_after, ctx)
     extract: dict[str, dict[str, Any]] = {}
     state = ResumeState(settings.output)
     job_id = None

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import signal
+from collections.abc import Iterator
 
 _PR_SET_PDEATHSIG = 1
 
@@ -16,3 +18,21 @@ def die_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):
         pass  # not Linux: the run's own cleanup still stops its children on a normal exit
+
+
+@contextlib.contextmanager
+def children_start_deaf_to_ctrl_c() -> Iterator[None]:
+    """Start child processes with SIGINT ignored: a Ctrl-C at the terminal reaches the whole process
+    group, and a child still importing would die of it with a traceback. An ignored signal stays ignored
+    across exec, and Python then leaves it so; the window in the parent is the few milliseconds that
+    starting takes."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def ignore_ctrl_c() -> None:
+    """In a child: the parent decides what Ctrl-C means."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

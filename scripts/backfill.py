@@ -1,8 +1,13 @@
 #!/usr/bin/env python3
 """Backfill NEPSE data into SQLite. `python scripts/backfill.py --help` lists every option."""
 
+import signal
 import sys
 from pathlib import Path
+
+if __name__ == "__main__":  # not when a spawned child re-imports this file
+    # A Ctrl-C while Python is still importing just stops, without a traceback; main() takes over.
+    signal.signal(signal.SIGINT, lambda signum, frame: sys.exit(130))
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 

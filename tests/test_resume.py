@@ -156,3 +156,22 @@ def test_a_worker_killed_under_the_pool_is_reported_not_waited_for(tmp_path: Pat
             if any(error["symbol"] == "*" for error in entry["errors"])]
     assert len(lost) == 1
     assert all(report["types"][name]["companies_ok"] == 16 for name in report["types"] if name not in lost)
+
+
+def test_ctrl_c_at_the_terminal_reaches_only_the_parent(tmp_path: Path, simulator: SimulatorProcess,
+                                                         sim_data: SimData) -> None:
+    """A terminal's Ctrl-C signals the whole process group: the children must leave it to the parent."""
+    import os
+
+    output = tmp_path / "out"
+    process = subprocess.Popen([sys.executable, str(BACKFILL), *_args(simulator, _symbols(sim_data), output), *SLOW],
+                               cwd=tmp_path, env=clean_env(), text=True, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, start_new_session=True)
+    _wait_for_files(output, 4)
+    os.killpg(process.pid, signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "died" not in stdout
+    report = _latest_report(output)
+    assert report["interrupted"] is True
+    assert all(not entry["errors"] for entry in report["types"].values())
