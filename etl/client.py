@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from loguru import logger
 
-from etl import api
+from etl import api, tls
 from etl.budget import HostBudget, ProcessPacer, RateChange, StrainDetector
 from etl.failures import STRAIN_WEIGHTS, Action, FetchError, RetryPolicy, status_outcome
 from etl.logs import emit_event
@@ -38,20 +37,6 @@ class ClientStats:
     retries: int = 0
     throttle_events: int = 0
     auth_calls: int = 0
-
-
-def tls_setting(settings: Settings) -> ssl.SSLContext | bool:
-    if not settings.tls_verify:
-        return False
-    if settings.ca_bundle is not None:
-        return ssl.create_default_context(cafile=str(settings.ca_bundle))
-    return True
-
-
-def _tls_advice(host: str) -> str:
-    return (f"TLS certificate verification failed for {host} (NEPSE's certificate chain is incomplete): "
-            "pass --ca-bundle FILE with the missing intermediate, or --insecure / NEPSE_TLS_VERIFY=false "
-            "to skip verification")
 
 
 def _retry_after_seconds(headers: Any) -> float | None:
@@ -87,7 +72,7 @@ class NepseClient:
         self._token_lock = asyncio.Lock()
 
     async def __aenter__(self) -> NepseClient:
-        connector = aiohttp.TCPConnector(limit=self.settings.concurrency + 1, ssl=tls_setting(self.settings))
+        connector = aiohttp.TCPConnector(limit=self.settings.concurrency + 1, ssl=tls.client_context(self.settings))
         self._session = aiohttp.ClientSession(
             headers=api.browser_headers(self.base_url),
             connector=connector,
@@ -205,8 +190,9 @@ class NepseClient:
                 return await self._read_capped(response)
         except FetchError:
             raise
-        except aiohttp.ClientConnectorCertificateError:
-            raise FetchError("tls_error", _tls_advice(self.host)) from None
+        except aiohttp.ClientConnectorCertificateError as exc:
+            reason = getattr(exc.certificate_error, "verify_message", None) or ""
+            raise FetchError("tls_error", tls.advice(self.host, reason)) from None
         except aiohttp.ClientSSLError as exc:
             raise FetchError("tls_error", f"TLS error talking to {self.host}: {exc}") from None
         except aiohttp.ServerDisconnectedError:

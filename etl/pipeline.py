@@ -21,7 +21,7 @@ from typing import Any
 from loguru import logger
 from rich.console import Console
 
-from etl import datatypes
+from etl import datatypes, tls
 from etl.budget import HostBudget
 from etl.client import NepseClient
 from etl.datatypes.base import Company
@@ -91,6 +91,7 @@ def output_lock(output: Path) -> Iterator[None]:
 
 
 async def _fetch_company_list(context: RunContext, budget: HostBudget) -> Any:
+    await tls.complete_chain(context.settings, budget)
     async with NepseClient(context.settings, budget) as client:
         try:
             return await SECURITIES.fetch(client, None, None)  # type: ignore[arg-type]
