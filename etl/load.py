@@ -2,9 +2,10 @@
 
 Each table is committed in one transaction. The upsert only rewrites a row whose
 values changed, so counting SQLite's changes gives new / updated / unchanged, and a
-second load of the same files writes nothing. Rows that break a type's contract go to
-the `quarantine` table with their reason; files that are not ours go to
-`<output>/quarantine/files/`.
+second load of the same files writes nothing. Rows that cannot be stored (no key, a value
+that cannot be read) go to the `quarantine` table with their reason; rows that are stored
+but break a plausibility rule of their type are listed in `data_issues`; files that are not
+ours go to `<output>/quarantine/files/`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,14 @@ import pyarrow.parquet as pq
 from loguru import logger
 
 from etl.datatypes.base import FETCHED_AT, REJECT_REASON, DataType
+from etl.issues import (
+    DUPLICATE_DIFFERS,
+    clear_resolved,
+    ensure_issues_table,
+    key_expr,
+    key_text,
+    record_issues,
+)
 from etl.rawzone import RawZone
 from etl.settings import ConfigError
 
@@ -30,6 +39,7 @@ APPLICATION_ID = 0x4E455053  # "NEPS": marks a database as ours
 SQLITE_HEADER = b"SQLite format 3\x00"
 FILES_PER_BATCH = 200  # bounds memory: a batch of companies at a time where the key allows it
 _REASON = "_reason"
+_ISSUE_SCHEMA = {"key": pl.String, "rule": pl.String, "detail": pl.String}
 
 
 @dataclass
@@ -40,6 +50,9 @@ class LoadCounts:
     updated: int = 0
     unchanged: int = 0
     quarantined: int = 0
+    flagged: int = 0  # stored rows that break at least one plausibility rule
+    flagged_by_rule: dict[str, int] = field(default_factory=dict)
+    issues_new: int = 0  # data_issues rows first seen in this load
     bad_files: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -198,16 +211,46 @@ def _batches(paths: list[Path], data_type: DataType) -> Iterator[list[Path]]:
         yield paths[start:start + FILES_PER_BATCH]
 
 
-def _split(frame: pl.DataFrame, data_type: DataType) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(rows that meet the contract, deduplicated newest-first; rows that do not)."""
+def _split(frame: pl.DataFrame, data_type: DataType) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """(rows that can be stored, deduplicated newest-first; rows that cannot; issues of keys the
+    source sent twice in one answer with different values)."""
     checked = frame.with_columns(data_type.contract().alias(_REASON))
     bad = checked.filter(pl.col(_REASON).is_not_null())
+    passed = checked.filter(pl.col(_REASON).is_null()).sort(FETCHED_AT, nulls_last=False, maintain_order=True)
     key = list(data_type.natural_key)
-    good = (checked.filter(pl.col(_REASON).is_null())
-            .sort(FETCHED_AT, nulls_last=False, maintain_order=True)
-            .unique(subset=key, keep="last", maintain_order=True)
+    good = (passed.unique(subset=key, keep="last", maintain_order=True)
             .sort(key))  # inserting in key order keeps SQLite's B-tree appends cheap
-    return good, bad
+    return good, bad, _conflicting_copies(passed, data_type)
+
+
+def _conflicting_copies(passed: pl.DataFrame, data_type: DataType) -> pl.DataFrame:
+    """Keys whose newest answer carried differing copies: the last copy is stored, the detail keeps
+    the others (the key holds only one row)."""
+    key = list(data_type.natural_key)
+    fetched = pl.col(FETCHED_AT).fill_null("")
+    latest = passed.filter(fetched == fetched.max().over(key))
+    repeated = latest.filter(pl.len().over(key) > 1)
+    values = [column for column in data_type.columns if column not in key]
+    issues = []
+    for key_values, copies in repeated.group_by(key, maintain_order=True):
+        records = copies.select(values).to_dicts()
+        stored = records[-1]
+        others = [record for index, record in enumerate(records) if record != stored and record not in records[:index]]
+        if others:
+            detail = (f"{len(others) + 1} different copies in one answer; stored "
+                      f"{json.dumps(stored, default=str)}; not stored: {json.dumps(others, default=str)}")
+            issues.append((key_text(key_values), DUPLICATE_DIFFERS, detail))
+    return pl.DataFrame(issues, schema=_ISSUE_SCHEMA, orient="row")
+
+
+def _flag(good: pl.DataFrame, keys: pl.Series, data_type: DataType) -> pl.DataFrame:
+    """(key, rule, detail) for every stored row and plausibility rule it breaks."""
+    if not data_type.rules or good.is_empty():
+        return pl.DataFrame(schema=_ISSUE_SCHEMA)
+    checks = [pl.when(rule.breaks()).then(rule.detail()).alias(rule.name) for rule in data_type.rules]
+    wide = good.select(checks).with_columns(keys.alias("key"))
+    return (wide.unpivot(index="key", variable_name="rule", value_name="detail")
+            .drop_nulls("detail").select(list(_ISSUE_SCHEMA)))
 
 
 # ---- writing
@@ -252,6 +295,16 @@ def _upsert(connection: sqlite3.Connection, data_type: DataType, good: pl.DataFr
     counts.unchanged += good.height - changed
 
 
+def _record_flags(connection: sqlite3.Connection, data_type: DataType, keys: pl.Series, issues: pl.DataFrame,
+                  counts: LoadCounts) -> None:
+    counts.flagged += issues.get_column("key").n_unique()
+    for rule, times in issues.group_by("rule").len().iter_rows():
+        counts.flagged_by_rule[rule] = counts.flagged_by_rule.get(rule, 0) + times
+    counts.issues_new += record_issues(connection, data_type.name, issues.iter_rows())
+    rules = [rule.name for rule in data_type.rules] + [DUPLICATE_DIFFERS]
+    clear_resolved(connection, data_type.name, rules, keys, set(issues.select("key", "rule").iter_rows()))
+
+
 def load_type(connection: sqlite3.Connection, data_type: DataType, zone: RawZone,
               paths: list[Path] | None = None) -> LoadCounts:
     """Load every raw file of one type in one transaction."""
@@ -260,6 +313,7 @@ def load_type(connection: sqlite3.Connection, data_type: DataType, zone: RawZone
     paths = zone.files(data_type.name) if paths is None else paths
     ensure_table(connection, data_type)
     ensure_quarantine_table(connection)
+    ensure_issues_table(connection)
     connection.execute("BEGIN IMMEDIATE")
     try:
         for batch in _batches(paths, data_type):
@@ -270,10 +324,12 @@ def load_type(connection: sqlite3.Connection, data_type: DataType, zone: RawZone
                 continue
             frame = pl.concat(frames, how="vertical_relaxed")
             counts.rows_read += frame.height
-            good, bad = _split(frame, data_type)
+            good, bad, conflicts = _split(frame, data_type)
             counts.quarantined += bad.height
             _write_quarantine(connection, data_type, bad)
             _upsert(connection, data_type, good, counts)
+            keys = good.select(key_expr(data_type.natural_key)).to_series()
+            _record_flags(connection, data_type, keys, pl.concat([_flag(good, keys, data_type), conflicts]), counts)
         connection.execute("COMMIT")
     except BaseException:
         connection.execute("ROLLBACK")
@@ -295,8 +351,8 @@ def load_all(db_path: Path, zone: RawZone, data_types: list[DataType],
                 raise _usable_error(exc, db_path) from None
             counts = results[data_type.name]
             logger.info(f"loaded {data_type.table}: {counts.new:,} new, {counts.updated:,} updated, "
-                        f"{counts.unchanged:,} unchanged, {counts.quarantined:,} quarantined "
-                        f"({counts.seconds:.2f}s)")
+                        f"{counts.unchanged:,} unchanged, {counts.flagged:,} flagged, "
+                        f"{counts.quarantined:,} quarantined ({counts.seconds:.2f}s)")
         return results
     finally:
         connection.close()

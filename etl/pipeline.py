@@ -209,7 +209,8 @@ def build_report(context: RunContext, extract: dict[str, dict[str, Any]], loads:
         counts = loads.get(name)
         if counts is not None:
             entry.update(new=counts.new, updated=counts.updated, unchanged=counts.unchanged,
-                         quarantined=counts.quarantined)
+                         quarantined=counts.quarantined, flagged=counts.flagged,
+                         flagged_by_rule=dict(counts.flagged_by_rule))
         types[name] = entry
     settings = context.settings
     report: dict[str, Any] = {

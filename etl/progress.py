@@ -428,6 +428,7 @@ _TABLE_COLUMNS = (
     ("New", "new"),
     ("Updated", "updated"),
     ("Unchanged", "unchanged"),
+    ("Flagged", "flagged"),
     ("Quarantined", "quarantined"),
     ("Requests", "requests"),
     ("Retries", "retries"),

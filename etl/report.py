@@ -12,7 +12,7 @@ EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 TYPE_DEFAULTS: dict[str, Any] = {
     "companies_total": 0, "companies_ok": 0, "companies_failed": 0, "companies_skipped": 0,
-    "rows_fetched": 0, "new": 0, "updated": 0, "unchanged": 0, "quarantined": 0,
+    "rows_fetched": 0, "new": 0, "updated": 0, "unchanged": 0, "quarantined": 0, "flagged": 0, "flagged_by_rule": {},
     "requests": 0, "retries": 0, "throttle_events": 0, "achieved_rps": 0.0, "elapsed_s": 0.0, "errors": [],
 }
 
@@ -45,16 +45,22 @@ def record_run(db_path: Path, report: dict[str, Any]) -> None:
                 "elapsed_s REAL, exit_code INTEGER, interrupted INTEGER, types TEXT, requests INTEGER, "
                 "rows_new INTEGER, rows_updated INTEGER, companies_failed INTEGER, report TEXT)"
             )
+            columns = {row[1] for row in connection.execute("PRAGMA table_info(runs)")}
+            if "rows_flagged" not in columns:  # a database made before flags existed
+                connection.execute("ALTER TABLE runs ADD COLUMN rows_flagged INTEGER")
             types = report["types"]
             connection.execute(
-                "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO runs (run_id, started_at, finished_at, elapsed_s, exit_code, interrupted, "
+                "types, requests, rows_new, rows_updated, companies_failed, report, rows_flagged) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (report["run_id"], report["started_at"], report["finished_at"], report["elapsed_s"],
                  report["exit_code"], int(bool(report.get("interrupted"))), ",".join(types),
                  sum(entry["requests"] for entry in types.values()),
                  sum(entry["new"] for entry in types.values()),
                  sum(entry["updated"] for entry in types.values()),
                  sum(entry["companies_failed"] for entry in types.values()),
-                 json.dumps(report, default=str)),
+                 json.dumps(report, default=str),
+                 sum(entry.get("flagged", 0) for entry in types.values())),
             )
     finally:
         connection.close()

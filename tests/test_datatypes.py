@@ -68,6 +68,32 @@ def test_reports_periods_years_and_a_null_report() -> None:
     assert rows[0]["pe"] == 8.1 and rows[0]["submitted_date"] == "2026-01-01"
 
 
+def test_a_report_without_modified_date_is_stored_unflagged(tmp_path) -> None:
+    """Real report records carry no modifiedDate: the column stays null and nothing complains."""
+    from etl.extract import rows_to_table
+    from etl.load import load_all
+    from etl.rawzone import RawZone
+
+    record = _report(10, "First Quarter", "2080/81", 5.5)
+    del record["modifiedDate"]
+    reports = REGISTRY["reports"]
+    zone = RawZone(tmp_path)
+    table = rows_to_table(reports.parse([record], NABIL), reports, "2026-11-01T00:00:00+00:00")
+    zone.write(zone.partition_path("reports", "NABIL"), table, {})
+    counts = load_all(tmp_path / "nepse.db", zone, [reports])["reports"]
+    assert (counts.new, counts.flagged, counts.quarantined) == (1, 0, 0)
+
+
+def test_every_rule_has_a_unique_name_and_says_why() -> None:
+    from etl.issues import DUPLICATE_DIFFERS
+
+    for data_type in [*REGISTRY.values(), SECURITIES]:
+        names = [rule.name for rule in data_type.rules]
+        assert len(set(names)) == len(names) and DUPLICATE_DIFFERS not in names and "key" not in names
+        assert all(rule.why for rule in data_type.rules)
+    assert {rule.name for rule in REGISTRY["prices"].rules} >= {"high_below_low", "close_outside_range"}
+
+
 def test_dividends_keep_two_declarations_in_one_year() -> None:
     def declaration(record_id: int, cash) -> dict:
         return {"id": record_id, "modifiedDate": "2025-12-07T09:20:48.573", "companyNews": {

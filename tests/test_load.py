@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from etl.datatypes.base import Company
 from etl.extract import rows_to_table
 from etl.load import DatabaseNotUsable, load_all, open_database, upsert_sql
 from etl.rawzone import RawZone
+from tests.conftest import run_cli
 
 PRICES = REGISTRY["prices"]
 FETCHED = "2026-11-01T00:00:00+00:00"
@@ -48,18 +50,113 @@ def test_counts_new_updated_unchanged_and_reload_changes_nothing(tmp_path: Path)
     assert rows == [("2026-10-01", 100.0), ("2026-10-02", 100.5), ("2026-10-03", 100.0)]
 
 
-def test_contract_breaking_records_are_quarantined_with_their_reason(tmp_path: Path) -> None:
+def test_only_rows_that_cannot_be_stored_are_quarantined(tmp_path: Path) -> None:
     zone = RawZone(tmp_path)
     bad_date = {**price(4), "businessDate": None}
     write_prices(zone, "BBB", [price(1), price(2, close=-5), price(3, high=90, low=95), bad_date,
                                {**price(5), "closePrice": "abc"}])
     counts = load(tmp_path, zone)
-    assert (counts.new, counts.quarantined) == (1, 4)
+    assert (counts.new, counts.quarantined, counts.flagged) == (3, 2, 2)
     db = sqlite3.connect(tmp_path / "nepse.db")
     reasons = sorted(row[0] for row in db.execute("SELECT reason FROM quarantine"))
-    assert reasons == ["closePrice 'abc' is not a number", "high < low", "negative close", "no business_date"]
-    assert load(tmp_path, zone).quarantined == 4
-    assert db.execute("SELECT count(*) FROM quarantine").fetchone()[0] == 4  # not duplicated on reload
+    assert reasons == ["closePrice 'abc' is not a number", "no business_date"]
+    assert issues(tmp_path) == {("BBB|2026-10-02", "price_not_positive"), ("BBB|2026-10-02", "close_outside_range"),
+                                ("BBB|2026-10-03", "high_below_low")}
+    assert load(tmp_path, zone).quarantined == 2
+    assert db.execute("SELECT count(*) FROM quarantine").fetchone()[0] == 2  # not duplicated on reload
+
+
+def issues(tmp_path: Path) -> set[tuple[str, str]]:
+    rows = sqlite3.connect(tmp_path / "nepse.db").execute("SELECT key, rule FROM data_issues").fetchall()
+    return set(rows)
+
+
+def real_shaped_history() -> list[dict]:
+    """Newest first, shaped like the real files: ordinary days, flat days (one price all day, shares
+    traded), a zero-volume day, two days with high below low (close inside and outside the pair), a close
+    outside the day's range, a price of zero on a traded day, a day sent twice alike and one sent twice
+    with different values."""
+    def day(n: int, close: float, high: float, low: float, volume: float = 1200, turnover: float | None = None,
+            ) -> dict:
+        value = round(volume * close, 2) if turnover is None else turnover
+        return {"businessDate": f"2026-03-{n:02d}", "closePrice": close, "highPrice": high, "lowPrice": low,
+                "totalTradedQuantity": volume, "totalTradedValue": value, "totalTrades": 7}
+
+    records = [
+        day(26, 612.0, 618.0, 601.5), day(25, 605.0, 605.0, 605.0, volume=40),  # flat
+        day(24, 598.2, 580.0, 600.0),  # high < low, close outside both
+        day(23, 590.0, 590.0, 590.0, volume=0, turnover=0.0),  # no trade, carried price
+        day(22, 99.0, 99.0, 100.0),  # high < low, close equal to the high
+        day(19, 1108.0, 1100.1, 1100.1, volume=7),  # close outside a flat range (a debenture-like day)
+        day(18, 0.0, 0.0, 0.0, volume=20, turnover=12020.0),  # zero price on a traded day
+        day(17, 560.0, 566.0, 551.0), day(17, 560.0, 566.0, 551.0),  # the same day twice, alike
+        day(16, 555.0, 560.0, 550.0), day(16, 557.0, 561.0, 550.0),  # twice, different
+        day(15, 552.0, 552.0, 552.0),  # flat
+    ]
+    return records
+
+
+def test_every_published_row_is_stored_and_each_odd_one_listed_once(tmp_path: Path) -> None:
+    zone = RawZone(tmp_path)
+    records = real_shaped_history()
+    write_prices(zone, "REAL", records)
+    counts = load(tmp_path, zone)
+    db = tmp_path / "nepse.db"
+    stored = {row[0] for row in sqlite3.connect(db).execute("SELECT business_date FROM prices")}
+    assert stored == {record["businessDate"] for record in records}
+    assert counts.quarantined == 0 and counts.new == len(stored)
+    listed = sqlite3.connect(db).execute("SELECT key, rule, detail FROM data_issues ORDER BY key").fetchall()
+    assert [(key, rule) for key, rule, _ in listed] == [
+        ("REAL|2026-03-16", "duplicate_differs"),
+        ("REAL|2026-03-18", "price_not_positive"),
+        ("REAL|2026-03-19", "close_outside_range"),
+        ("REAL|2026-03-22", "high_below_low"),
+        ("REAL|2026-03-24", "high_below_low"),
+    ]
+    assert listed[3][2] == "high 99.0, low 100.0"
+    assert "557.0" in listed[0][2] and "555.0" in listed[0][2]  # the copy not stored is kept in the detail
+    assert counts.flagged == 5
+    assert counts.flagged_by_rule == {"high_below_low": 2, "close_outside_range": 1, "price_not_positive": 1,
+                                      "duplicate_differs": 1}
+    before = table_dump(db)
+    again = load(tmp_path, zone)
+    assert (again.new, again.updated, again.issues_new) == (0, 0, 0)
+    assert table_dump(db) == before  # first_seen included
+
+
+def table_dump(db: Path) -> dict[str, list[tuple]]:
+    connection = sqlite3.connect(db)
+    return {table: sorted(connection.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
+            for table in ("prices", "data_issues", "quarantine")}
+
+
+def test_flags_reach_the_summary_the_run_report_and_the_runs_table(tmp_path: Path) -> None:
+    output = tmp_path / "output"
+    write_prices(RawZone(output), "REAL", real_shaped_history())
+    result = run_cli("--load-only", "--output", str(output), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    header = next(line for line in result.stdout.splitlines() if "Flagged" in line).split()
+    prices_line = next(line for line in result.stdout.splitlines() if line.split()[:1] == ["prices"]).split()
+    assert prices_line[header.index("Flagged")] == "5"
+    report = json.loads(next((output / "runs").glob("*.json")).read_text())
+    assert report["types"]["prices"]["flagged_by_rule"] == {
+        "high_below_low": 2, "close_outside_range": 1, "price_not_positive": 1, "duplicate_differs": 1}
+    flagged = sqlite3.connect(output / "nepse.db").execute("SELECT rows_flagged FROM runs").fetchall()
+    assert flagged == [(5,)]
+
+
+def test_a_corrected_row_loses_its_issue_and_first_seen_is_kept(tmp_path: Path) -> None:
+    zone = RawZone(tmp_path)
+    write_prices(zone, "AAA", [price(1, high=90, low=95), price(2, close=120)])
+    load(tmp_path, zone)
+    db = sqlite3.connect(tmp_path / "nepse.db")
+    db.execute("UPDATE data_issues SET first_seen = '2026-01-01T00:00:00Z'")
+    db.commit()
+    write_prices(zone, "AAA", [price(1), price(2, close=130)], "2026-11-02T00:00:00+00:00")
+    counts = load(tmp_path, zone)
+    assert (counts.updated, counts.flagged, counts.flagged_by_rule) == (2, 1, {"close_outside_range": 1})
+    assert db.execute("SELECT key, rule, detail, first_seen FROM data_issues").fetchall() == [
+        ("AAA|2026-10-02", "close_outside_range", "close 130.0, low 99.0, high 101.0", "2026-01-01T00:00:00Z")]
 
 
 def test_a_value_that_does_not_cast_is_quarantined_not_fatal(tmp_path: Path) -> None:

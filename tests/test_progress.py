@@ -176,6 +176,7 @@ REPORT: dict[str, Any] = {
             "companies_failed": 55,
             "companies_skipped": 12,
             "new": 145_230,
+            "flagged": 37,
             "requests": 1_204,
             "achieved_rps": 4.93,
             "elapsed_s": 125.2,
@@ -198,8 +199,8 @@ def test_summary_lists_totals_failures_paths_and_exit_code() -> None:
         "Prices: 145,230 new records, 12 skipped, 55 errors",
         "Profiles: 0 new records, 0 skipped, 0 errors",
     ]
-    assert re.search(r"^ prices +583 +55 +12 +145,230 +0 +0 +0 +1,204 +0 +0 +4\.9 +2m 05s$", "\n".join(lines), re.M)
-    assert re.search(r"^ profiles( +0){10} +- +-$", "\n".join(lines), re.M)
+    assert re.search(r"^ prices +583 +55 +12 +145,230 +0 +0 +37 +0 +1,204 +0 +0 +4\.9 +2m 05s$", "\n".join(lines), re.M)
+    assert re.search(r"^ profiles( +0){11} +- +-$", "\n".join(lines), re.M)
     failures = lines.index("Failures (55):")
     assert lines[failures + 1] == "  prices S0: HTTP 502 (5 attempts)"
     assert lines[failures + 50] == "  prices S49: HTTP 502 (5 attempts)"

@@ -2,12 +2,15 @@
 
 A data type module builds one `DataType`: its endpoint and how to fetch it (paging or
 not), how a response becomes rows, the Arrow schema of those rows in the raw zone, the
-natural key, the SQLite table, and the contract a row must meet to be loaded.
+natural key, the SQLite table, the contract a row must meet to be stored at all (a key,
+readable values) and the plausibility rules that flag a stored row that looks wrong.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -42,6 +45,16 @@ class FetchWindow:
 
 
 @dataclass(frozen=True)
+class Rule:
+    """A plausibility rule: a row that breaks it is stored as published and listed in `data_issues`."""
+
+    name: str  # the `rule` column of data_issues
+    why: str  # one line for the docs: what it catches
+    breaks: Callable[[], pl.Expr]  # true where the row breaks the rule
+    detail: Callable[[], pl.Expr]  # the values that break it, as text
+
+
+@dataclass(frozen=True)
 class DataType:
     name: str
     table: str
@@ -49,8 +62,9 @@ class DataType:
     natural_key: tuple[str, ...]
     fetch: Callable[[NepseClient, Company, FetchWindow], Awaitable[Any]]
     parse: Callable[[Any, Company], list[Row]]
-    # Polars expression giving the reason a row breaks the contract, or null when it is fine.
+    # Polars expression giving the reason a row cannot be stored (no key, unreadable value), or null.
     contract: Callable[[], pl.Expr]
+    rules: tuple[Rule, ...] = ()  # what a stored row is checked for: flagged, never dropped
     unique: tuple[str, ...] = ()  # another column that identifies a row (a row that takes it over wins)
     # An incremental type's date column: only the days after those already saved are fetched.
     date_column: str | None = None
@@ -186,17 +200,51 @@ def required(*columns: str) -> list[pl.Expr]:
     return [pl.when(pl.col(column).is_null()).then(pl.lit(f"no {column}")) for column in columns]
 
 
-def non_negative(*columns: str) -> list[pl.Expr]:
+def values_text(*columns: str) -> pl.Expr:
+    """'high 99.0, low 100.0': the values a rule looked at, as text."""
     import polars as pl
 
-    return [pl.when(pl.col(column) < 0).then(pl.lit(f"negative {column}")) for column in columns]
+    template = ", ".join(f"{column} {{}}" for column in columns)
+    return pl.format(template, *[pl.col(column).cast(pl.String).fill_null("null") for column in columns])
 
 
-def below(smaller: str, larger: str) -> list[pl.Expr]:
+def any_of(checks: list[pl.Expr]) -> pl.Expr:
+    """True where any check is true (a null check counts as false)."""
+    return functools.reduce(operator.or_, [check.fill_null(False) for check in checks])
+
+
+def negative(name: str, *columns: str, why: str = "") -> Rule:
+    """No column may be below zero."""
+
+    def breaks() -> pl.Expr:
+        import polars as pl
+
+        return any_of([pl.col(column) < 0 for column in columns])
+
+    return Rule(name, why or f"{', '.join(columns)} below zero", breaks, lambda: values_text(*columns))
+
+
+def below(name: str, smaller: str, larger: str, why: str = "") -> Rule:
     """`smaller` must not exceed `larger` (e.g. low <= high)."""
-    import polars as pl
 
-    return [pl.when(pl.col(larger) < pl.col(smaller)).then(pl.lit(f"{larger} < {smaller}"))]
+    def breaks() -> pl.Expr:
+        import polars as pl
+
+        return (pl.col(larger) < pl.col(smaller)).fill_null(False)
+
+    return Rule(name, why or f"{larger} below {smaller}", breaks, lambda: values_text(larger, smaller))
+
+
+def outside(name: str, value: str, low: str, high: str, why: str = "") -> Rule:
+    """`value` must lie in [low, high] (only checked where low <= high, else that rule says it)."""
+
+    def breaks() -> pl.Expr:
+        import polars as pl
+
+        ordered = pl.col(low) <= pl.col(high)
+        return (ordered & ((pl.col(value) < pl.col(low)) | (pl.col(value) > pl.col(high)))).fill_null(False)
+
+    return Rule(name, why or f"{value} outside [{low}, {high}]", breaks, lambda: values_text(value, low, high))
 
 
 def first_reason(checks: list[pl.Expr]) -> pl.Expr:

@@ -17,8 +17,8 @@ from etl.datatypes.base import (
     clean_text,
     first_reason,
     fiscal_year,
+    negative,
     nested,
-    non_negative,
     parse_each,
     required,
     to_float,
@@ -74,7 +74,11 @@ def parse(records: Any, company: Company) -> list[Row]:
 
 
 def contract() -> pl.Expr:
-    return first_reason([*required("dividend_id", "symbol"), *non_negative("cash_pct", "bonus_pct", "right_pct")])
+    return first_reason(required("dividend_id", "symbol"))
+
+
+RULES = (negative("negative_percent", "cash_pct", "bonus_pct", "right_pct",
+                  why="a cash, bonus or right percentage below zero"),)
 
 
 DIVIDENDS = DataType(
@@ -85,5 +89,6 @@ DIVIDENDS = DataType(
     fetch=fetch,
     parse=parse,
     contract=contract,
+    rules=RULES,
     key_includes_symbol=False,
 )
