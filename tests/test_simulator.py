@@ -8,6 +8,7 @@ import datetime
 import functools
 import json
 import os
+import random
 import re
 import time
 from collections import Counter
@@ -153,20 +154,62 @@ def test_price_rows_are_realistic(full_data: SimData) -> None:
         rows = full_data.served_prices(security_id)
         row_counts.append(len(rows))
         dates = [datetime.date.fromisoformat(row["businessDate"]) for row in rows]
-        assert dates == sorted(dates, reverse=True) and len(set(dates)) == len(dates)
+        assert dates == sorted(dates, reverse=True)
         assert all(day.weekday() in TRADING_WEEKDAYS for day in dates)
         assert all(full_data.history_start <= day <= TODAY for day in dates)
-        for row in rows:
+        for previous, row in zip([None, *rows], rows, strict=False):
+            assert row["businessDate"] != (previous or {}).get("businessDate") or row == previous  # copies alike
             assert set(row) == {"businessDate", "totalTrades", "totalTradedQuantity", "totalTradedValue",
                                 "highPrice", "lowPrice", "closePrice"}  # fmt: skip
-            assert row["highPrice"] >= row["closePrice"] >= row["lowPrice"] > 0
+            low, high = sorted((row["lowPrice"], row["highPrice"]))  # a few real days have them swapped
+            assert low > 0 and row["closePrice"] > 0
             quantity = row["totalTradedQuantity"]
-            assert row["lowPrice"] * quantity - 0.01 <= row["totalTradedValue"] <= row["highPrice"] * quantity + 0.01
+            assert low * quantity - 0.01 <= row["totalTradedValue"] <= high * quantity + 0.01
             zero_volume_rows += quantity == 0
     assert 225 <= sorted(row_counts)[len(row_counts) // 2] <= 255
     assert zero_volume_rows > 0
     closes = sorted(full_data.served_prices(i)[0]["closePrice"] for i in equities[:60] if full_data.served_prices(i))
     assert 150 < closes[len(closes) // 2] < 2000
+
+
+def test_price_quirks_come_at_the_real_rates() -> None:
+    """Rates measured on ten years of real NEPSE prices: high < low 1 row in 3,900, close outside the
+    range 1 in 1,060, about one day in 300 published twice (a third of its rows)."""
+    from etl.simulator.companies import TradingTraits
+    from etl.simulator.prices import day_row, draw_day, published_rows, published_twice
+
+    traits = TradingTraits(500.0, 0.02, 1.0, 0.0, 5000.0, 100.0, datetime.date(2000, 1, 1), None)
+    rng = random.Random(3)
+    rows = [day_row(TODAY, 500.0, traits, draw_day(rng)) for _ in range(200_000)]
+    high_below_low = sum(row["highPrice"] < row["lowPrice"] for row in rows)
+    outside = sum(not row["lowPrice"] <= row["closePrice"] <= row["highPrice"] for row in rows) - high_below_low
+    assert 30 < high_below_low < 75 and 140 < outside < 240
+    days = [datetime.date(2016, 8, 1) + datetime.timedelta(days=n) for n in range(3650)]
+    twice = [day for day in days if published_twice(SEED, day)]
+    assert 4 <= len(twice) <= 25
+    copies = [len(published_rows(SEED, twice[0], 500.0, traits, draw_day(rng))) for _ in range(2000)]
+    assert 0.25 < copies.count(2) / len(copies) < 0.45 and set(copies) == {1, 2}
+
+
+def test_no_turnover_before_march_2011() -> None:
+    old = SimData(SEED, 60, datetime.date(2011, 9, 1), history_days=400)
+    equity = next(c["id"] for c in old.companies() if c["status"] == "A" and c["instrumentType"] == "Equity"
+                  and old.served_prices(c["id"]))
+    rows = old.served_prices(equity)
+    before = [row for row in rows if row["businessDate"] < "2011-03-20" and row["totalTradedQuantity"] > 0]
+    after = [row for row in rows if row["businessDate"] >= "2011-03-20" and row["totalTradedQuantity"] > 0]
+    assert before and after
+    assert all(row["totalTradedValue"] == 0 for row in before) and all(row["totalTradedValue"] > 0 for row in after)
+    later = SimData(SEED, 60, datetime.date(2011, 12, 1), history_days=400)
+    assert later.prices(equity, old.history_start, old.today) == old.prices(equity, later.history_start, old.today)
+
+
+def test_most_debentures_never_trade(full_data: SimData) -> None:
+    debentures = [c for c in full_data.companies() if c["status"] == "A"
+                  and c["instrumentType"] == "Non-Convertible Debentures"]
+    silent = [c for c in debentures if not full_data.served_prices(c["id"])]
+    assert 0.5 < len(silent) / len(debentures) < 0.85  # 54 of 79 in the real list
+    assert all(c["symbol"] != "NICAD85/86" for c in silent)
 
 
 def test_delisted_companies_have_few_or_no_rows(full_data: SimData) -> None:
@@ -180,6 +223,7 @@ def test_reports_and_dividends_have_the_documented_shape(full_data: SimData) -> 
     dividends = [record for c in companies for record in full_data.dividends(c["id"])]
     assert len({r["id"] for r in reports}) == len(reports) and len({d["id"] for d in dividends}) == len(dividends)
     fiscal_reports = [r["fiscalReport"] for r in reports if r["fiscalReport"] is not None]
+    assert not any("modifiedDate" in r for r in reports)  # real report records carry none
     assert 0 < len(reports) - len(fiscal_reports) < 0.1 * len(reports)
     names = {
         (f["reportTypeMaster"]["reportName"], (f["quarterMaster"] or {}).get("quarterName")) for f in fiscal_reports
@@ -210,8 +254,11 @@ def test_reports_and_dividends_have_the_documented_shape(full_data: SimData) -> 
 async def test_prove_then_clean_token_serves_data() -> None:
     async with sim_client() as client:
         prove = await (await client.get("/api/authenticate/prove")).json()
-        assert {"accessToken", "refreshToken", "salt1", "salt5", "serverTime"} <= set(prove)
-        assert prove["isDisplayActive"] is False and prove["popupDocFor"] == "ALL"
+        # Every field of the real answer (as the public clients type it), and no other.
+        assert set(prove) == {"accessToken", "refreshToken", "salt", "salt1", "salt2", "salt3", "salt4", "salt5",
+                              "serverTime", "tokenType", "isDisplayActive", "popupDocFor"}
+        assert prove["isDisplayActive"] is False and prove["popupDocFor"] == "ALL" and prove["tokenType"] is None
+        assert isinstance(prove["salt"], str) and all(isinstance(prove[f"salt{n}"], int) for n in range(1, 6))
         raw = prove["accessToken"]
         assert len(raw) > 135
         clean = doc_clean(raw, prove["salt2"])

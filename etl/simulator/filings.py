@@ -159,8 +159,7 @@ def report_json(
     has_report = rng.random() >= P_NULL_FISCAL_REPORT
     return {
         "id": REPORT_ID_BASE + record_id,
-        "activeStatus": "A",
-        "modifiedDate": nepal_timestamp(rng, submitted),
+        "activeStatus": "A",  # no modifiedDate: real report records carry none
         "applicationType": "Financial Report",
         "applicationStatus": "APPROVED",
         "fiscalReport": fiscal_report_json(rng, security, period, basics, record_id) if has_report else None,

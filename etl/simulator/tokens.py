@@ -18,6 +18,7 @@ JUNK_POSITION_TABLE = (
 TOKEN_ALPHABET = string.ascii_letters + string.digits + "-_"
 CLEAN_TOKEN_LENGTH = 150
 SALT_RANGE = (10_000, 99_999)
+SALT_TEXT_LENGTH = 32  # the answer's string "salt", which no client uses
 REFRESH_LIFETIME_FACTOR = 30
 
 
@@ -64,8 +65,10 @@ class TokenStore:
         return {
             "accessToken": insert_junk(access, junk_positions(salts["salt2"])),
             "refreshToken": insert_junk(refresh, junk_positions(salts["salt1"])),
+            "salt": new_clean_token()[:SALT_TEXT_LENGTH],
             **salts,
             "serverTime": int(time.time() * 1000),
+            "tokenType": None,
             "isDisplayActive": False,
             "popupDocFor": "ALL",
         }
