@@ -1,21 +1,44 @@
-"""The politeness budget: per-process pacing plus one host-wide rate shared by every process.
+"""The politeness budget: per-process pacing, shares by remaining work, and one host-wide rate shared by
+every process of every run on this machine.
 
-The host budget lives in a small shared-memory array (no round trip to a manager per
-request): a FIFO reservation clock for fairness, the time of the last real start as a
-hard guard, and the current adaptive rate. Every request start, auth calls included,
-passes through `HostBudget.acquire`, so at most `rate` starts fall in any one-second
-window however many processes run, and a process that finishes simply stops asking,
-leaving the whole budget to the others.
+Three layers, each cheap enough for every request start:
+- `HostLedger`: a small memory-mapped file per API host in the state directory, locked with `flock`
+  for a few microseconds per start (measured ~1.7 us, less than a multiprocessing lock). It holds the
+  host's FIFO reservation clock, the time of the last real start (a hard guard) and the live runs with
+  their current rates; the host is paced at the smallest of them. A killed run's entry expires: its
+  process is gone or its heartbeat is stale.
+- `HostBudget`: one run's state in shared memory (its adaptive rate and throttle history, and each
+  member process's remaining work), created in the parent and passed to the children.
+- Shares: a member (one type's process) may start a request once its share of the host rate allows
+  it, its share being its remaining requests over the total of the members that have a request
+  waiting, so that every type finishes about together, and a member with nothing to send (finished,
+  sleeping off a backoff, all its requests in flight) leaves its share to the others at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import copy
+import fcntl
+import math
+import mmap
+import os
+import re
+import struct
+import threading
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from multiprocessing.context import BaseContext
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[Any]]
 
 # A start interval a little longer than 1/rate: a request reaches the server a few ms after
 # we let it go, and that jitter must not squeeze R + 1 arrivals into one second.
@@ -25,9 +48,13 @@ BURST_WINDOW = 20
 BURST_THRESHOLD = 8
 # Never halve twice within this many seconds: one bad moment is one signal.
 MIN_SECONDS_BETWEEN_HALVINGS = 2.0
+# Member processes (data types) one run can weigh against each other.
+MAX_MEMBERS = 16
 
-_NEXT_SLOT, _LAST_START, _RATE, _LAST_THROTTLE, _LAST_CHANGE, _THROTTLES, _MAX_RATE, _FLOOR = range(8)
-_FIELDS = 8
+_RATE, _LAST_THROTTLE, _LAST_CHANGE, _THROTTLES, _MAX_RATE, _FLOOR = range(6)
+_WEIGHTS = 6  # MAX_MEMBERS remaining-work weights follow
+_WAITING = _WEIGHTS + MAX_MEMBERS  # then how many requests each member has waiting for a start
+_FIELDS = _WAITING + MAX_MEMBERS
 
 
 @dataclass(frozen=True)
@@ -37,74 +64,352 @@ class RateChange:
     reason: str
 
 
+# ---- the per-host file shared by every run on this machine
+
+HEARTBEAT_S = 1.0
+STALE_AFTER_S = 10.0  # a run whose heartbeat is older than this is gone, whatever its pid says
+MAX_RUNS = 64
+_FILE_SIZE = 4096
+_VERSION = 1.0
+# header doubles: version, boot epoch (wall time - monotonic, to spot a reboot), next slot, last start, min rate
+_HEADER = struct.Struct("<5d")
+_ENTRY = struct.Struct("<4d")  # pid, heartbeat (wall time), rate, 0
+_ENTRIES_AT = 64
+
+
+class StateDirError(OSError):
+    """The budget's state directory cannot be used."""
+
+
+def default_state_dir() -> Path:
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "nepse-etl"
+
+
+def ledger_path(state_dir: Path, base_url: str) -> Path:
+    """One file per API host: its name and port from the user's --base-url, made safe for a file name."""
+    parts = urlsplit(base_url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    safe = re.sub(r"[^a-z0-9.-]", "_", f"{parts.hostname or 'host'}_{port}".lower())[:120]
+    return state_dir / f"budget-{safe}.bin"
+
+
+def _boot_epoch() -> float:
+    return time.time() - time.monotonic()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class HostLedger:
+    """The host's reservation clock and live runs, in a locked, memory-mapped file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._pid = -1
+        self._fd = -1
+        self._map: mmap.mmap | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": self.path}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["path"])  # type: ignore[misc]
+
+    def _mapped(self) -> mmap.mmap:
+        # Reopen in every process: a flock belongs to the open file, which a forked child would share.
+        if self._map is None or self._pid != os.getpid():
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+                if os.fstat(fd).st_size < _FILE_SIZE:
+                    os.ftruncate(fd, _FILE_SIZE)
+                self._map = mmap.mmap(fd, _FILE_SIZE)
+            except OSError as exc:
+                raise StateDirError(exc.errno, f"cannot use the budget state file {self.path} "
+                                    f"({exc.strerror}); set NEPSE_STATE_DIR to a writable directory") from None
+            self._fd, self._pid = fd, os.getpid()
+            with self._locked() as mapped:
+                self._check_header(mapped)
+        return self._map
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[mmap.mmap]:
+        mapped = self._mapped()
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            yield mapped
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    @staticmethod
+    def _check_header(mapped: mmap.mmap) -> None:
+        version, boot, next_slot, last_start, min_rate = _HEADER.unpack_from(mapped, 0)
+        # Times are CLOCK_MONOTONIC, which restarts at boot: a file from before a reboot starts afresh.
+        if version != _VERSION or abs(boot - _boot_epoch()) > 5.0:
+            mapped[:] = bytes(_FILE_SIZE)
+            _HEADER.pack_into(mapped, 0, _VERSION, _boot_epoch(), 0.0, -1e9, 0.0)
+
+    def _entries(self, mapped: mmap.mmap) -> list[tuple[float, float, float, float]]:
+        return [_ENTRY.unpack_from(mapped, _ENTRIES_AT + i * _ENTRY.size) for i in range(MAX_RUNS)]
+
+    def _refresh_min_rate(self, mapped: mmap.mmap, prune_dead: bool) -> None:
+        now = time.time()
+        rates = []
+        for index, (pid, heartbeat, rate, _) in enumerate(self._entries(mapped)):
+            if not pid:
+                continue
+            if now - heartbeat > STALE_AFTER_S or (prune_dead and not _pid_alive(int(pid))):
+                _ENTRY.pack_into(mapped, _ENTRIES_AT + index * _ENTRY.size, 0.0, 0.0, 0.0, 0.0)
+            else:
+                rates.append(rate)
+        header = list(_HEADER.unpack_from(mapped, 0))
+        header[4] = min(rates, default=0.0)
+        _HEADER.pack_into(mapped, 0, *header)
+
+    def join(self, rate: float) -> int:
+        """Enter this run (this process's pid) with its rate; returns its entry."""
+        with self._locked() as mapped:
+            self._refresh_min_rate(mapped, prune_dead=True)
+            free = next((i for i, entry in enumerate(self._entries(mapped)) if not entry[0]), None)
+            if free is None:
+                raise StateDirError(0, f"more than {MAX_RUNS} runs share {self.path}; wait for some to end")
+            _ENTRY.pack_into(mapped, _ENTRIES_AT + free * _ENTRY.size, float(os.getpid()), time.time(), rate, 0.0)
+            self._refresh_min_rate(mapped, prune_dead=False)
+        return free
+
+    def heartbeat(self, entry: int, rate: float) -> None:
+        """Say this run is alive at `rate`; drop runs that are gone. Rejoins if a frozen spell lost the entry."""
+        with self._locked() as mapped:
+            offset = _ENTRIES_AT + entry * _ENTRY.size
+            pid = _ENTRY.unpack_from(mapped, offset)[0]
+            if pid in (0.0, float(os.getpid())):
+                _ENTRY.pack_into(mapped, offset, float(os.getpid()), time.time(), rate, 0.0)
+            self._refresh_min_rate(mapped, prune_dead=True)
+
+    def leave(self, entry: int) -> None:
+        with self._locked() as mapped:
+            offset = _ENTRIES_AT + entry * _ENTRY.size
+            if _ENTRY.unpack_from(mapped, offset)[0] == float(os.getpid()):
+                _ENTRY.pack_into(mapped, offset, 0.0, 0.0, 0.0, 0.0)
+            self._refresh_min_rate(mapped, prune_dead=False)
+
+    def min_rate(self) -> float:
+        """The smallest rate among the live runs (0 if none); read without the lock."""
+        return float(_HEADER.unpack_from(self._mapped(), 0)[4])
+
+    def reserve(self, now: float, interval: float) -> float:
+        """Take the host's next FIFO slot; returns its time."""
+        with self._locked() as mapped:
+            version, boot, next_slot, last_start, min_rate = _HEADER.unpack_from(mapped, 0)
+            slot = max(now, next_slot)
+            _HEADER.pack_into(mapped, 0, version, boot, slot + interval, last_start, min_rate)
+        return slot
+
+    def try_start(self, now: float, interval: float) -> float:
+        """Record a start now if the hard guard allows it: 0.0, else seconds to wait."""
+        with self._locked() as mapped:
+            version, boot, next_slot, last_start, min_rate = _HEADER.unpack_from(mapped, 0)
+            earliest = last_start + interval
+            if now < earliest:
+                return earliest - now
+            _HEADER.pack_into(mapped, 0, version, boot, next_slot, now, min_rate)
+        return 0.0
+
+
+# ---- shares by remaining work
+
+
+def fair_share(weights: Sequence[float], member: int, cap: float = math.inf) -> float:
+    """`member`'s fraction of the host rate: weights in proportion, none above `cap` (what a process can
+    use at its own pacing), what a capped member cannot use going to the others."""
+    pool = {index: weight for index, weight in enumerate(weights) if weight > 0}
+    if member not in pool:
+        return 1.0 if not pool else 0.0
+    left = 1.0
+    while pool:
+        total = sum(pool.values())
+        capped = [index for index, weight in pool.items() if left * weight / total > cap]
+        if not capped:
+            return left * pool[member] / total
+        if member in capped:
+            return cap
+        for index in capped:
+            left -= cap
+            del pool[index]
+    return 0.0
+
+
 class HostBudget:
-    """Host-wide request-start budget in shared memory; create in the parent, pass to children."""
+    """One run's view of the host budget. Create it in the parent (it joins the host's ledger there),
+    pass it to the children, and call `member(index)` in each type's process."""
 
     def __init__(self, max_rps: float, floor_rps: float, recover_after_s: float,
-                 ctx: BaseContext | None = None) -> None:
+                 ctx: BaseContext | None = None, *, state_file: Path, pacing_s: float = 0.0,
+                 clock: Clock = time.monotonic) -> None:
         import multiprocessing
 
         context = ctx or multiprocessing.get_context()
         self._shared: Any = context.Array("d", _FIELDS, lock=True)
         self.recover_after_s = recover_after_s
+        self._clock = clock
+        self._member: int | None = None
+        # What one process can use at its own pacing, as a fraction of the run's rate (for the shares).
+        self._cap_rps = 1 / pacing_s if pacing_s > 0 else math.inf
+        self._last_pass = -math.inf
+        self._gate: asyncio.Lock | None = None
         with self._shared.get_lock():
             self._shared[_RATE] = max_rps
             self._shared[_MAX_RATE] = max_rps
             self._shared[_FLOOR] = min(floor_rps, max_rps)
-            self._shared[_NEXT_SLOT] = 0.0
-            self._shared[_LAST_START] = -1e9
             self._shared[_LAST_THROTTLE] = -1e9
             self._shared[_LAST_CHANGE] = -1e9
+        self._ledger = HostLedger(state_file)
+        self._entry = self._ledger.join(max_rps)
+        self._heartbeat: threading.Thread | None = None
+        self._closing = threading.Event()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.update(_heartbeat=None, _closing=None, _gate=None)
+        return state
+
+    # ---- the run's life (parent)
+
+    def __enter__(self) -> HostBudget:
+        self._closing = threading.Event()
+        self._heartbeat = threading.Thread(target=self._beat, name="budget-heartbeat", daemon=True)
+        self._heartbeat.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _beat(self) -> None:
+        assert self._closing is not None
+        while not self._closing.wait(HEARTBEAT_S):
+            with contextlib.suppress(OSError):
+                self._ledger.heartbeat(self._entry, self.rate)
+
+    def close(self) -> None:
+        """Leave the host's ledger: other runs are no longer held to this run's rate."""
+        if self._closing is not None:
+            self._closing.set()
+        if self._heartbeat is not None:
+            self._heartbeat.join()
+            self._heartbeat = None
+        with contextlib.suppress(OSError):
+            self._ledger.leave(self._entry)
+
+    # ---- rates
 
     @property
     def rate(self) -> float:
-        return float(self._shared[_RATE])
+        return float(self._shared.get_obj()[_RATE])
 
     @property
     def max_rate(self) -> float:
-        return float(self._shared[_MAX_RATE])
+        return float(self._shared.get_obj()[_MAX_RATE])
 
     @property
     def throttle_events(self) -> int:
-        return int(self._shared[_THROTTLES])
+        return int(self._shared.get_obj()[_THROTTLES])
+
+    def host_rate(self) -> float:
+        """This run's rate, or a slower one if another run on this machine is using the same host."""
+        others = self._ledger.min_rate()
+        return min(self.rate, others) if others > 0 else self.rate
 
     def _interval(self) -> float:
-        return SPACING_MARGIN / self._shared[_RATE]
+        return SPACING_MARGIN / self.host_rate()
 
-    def _reserve(self) -> float:
-        """Take the next FIFO slot; returns its monotonic time."""
-        with self._shared.get_lock():
-            now = time.monotonic()
-            slot = max(now, self._shared[_NEXT_SLOT])
-            self._shared[_NEXT_SLOT] = slot + self._interval()
-            return slot
+    # ---- members and their shares
 
-    def _try_start(self) -> float:
-        """Record a start now if the hard guard allows it: 0.0, else seconds to wait."""
-        with self._shared.get_lock():
-            now = time.monotonic()
-            earliest = self._shared[_LAST_START] + self._interval()
-            if now >= earliest:
-                self._shared[_LAST_START] = now
-                return 0.0
-            return earliest - now
+    def member(self, index: int) -> HostBudget:
+        """This budget as seen by member `index` (one type's process), with its own share gate."""
+        if not 0 <= index < MAX_MEMBERS:
+            raise ValueError(f"member index {index} outside 0..{MAX_MEMBERS - 1}")
+        view = copy.copy(self)
+        view._member, view._last_pass, view._gate = index, -math.inf, None
+        view._heartbeat, view._closing = None, None
+        return view
 
-    async def acquire(self) -> RateChange | None:
+    def set_remaining(self, requests: float, member: int | None = None) -> None:
+        """Publish how many requests a member still has to make (0: it is done)."""
+        index = self._member if member is None else member
+        if index is not None:
+            self._shared.get_obj()[_WEIGHTS + index] = max(0.0, float(requests))
+
+    def weights(self) -> list[float]:
+        """Remaining requests of each member that has a request waiting (0 for the others)."""
+        raw = self._shared.get_obj()
+        return [float(raw[_WEIGHTS + index]) if raw[_WAITING + index] > 0 else 0.0 for index in range(MAX_MEMBERS)]
+
+    def share(self) -> float:
+        if self._member is None:
+            return 1.0
+        weights = self.weights()
+        weights[self._member] = max(weights[self._member], 1.0)  # it is asking, whatever its estimate says
+        return fair_share(weights, self._member, self._cap_rps / self.host_rate())
+
+    async def _wait_for_share(self, sleep: Sleep) -> None:
+        while True:
+            now = self._clock()
+            interval = self._interval()
+            share = self.share()
+            if share >= 0.999:
+                return
+            gap = interval / share
+            due = self._last_pass + gap
+            if now >= due:
+                # On schedule without drift, but never banking more than one interval of credit.
+                self._last_pass = max(due, now - gap)
+                return
+            await sleep(min(due - now, interval))
+
+    # ---- starting a request
+
+    async def acquire(self, sleep: Sleep = asyncio.sleep) -> RateChange | None:
         """Wait for this process's turn to start one request. Returns a rate recovery, if any."""
         change = self._maybe_recover()
-        slot = self._reserve()
-        delay = slot - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        while (wait := self._try_start()) > 0:
-            await asyncio.sleep(wait)
+        if self._member is None:
+            await self._start(sleep)
+            return change
+        if self._gate is None:
+            self._gate = asyncio.Lock()
+        waiting = self._shared.get_obj()
+        waiting[_WAITING + self._member] += 1  # only this process writes its own count
+        try:
+            async with self._gate:  # FIFO inside the type
+                await self._wait_for_share(sleep)
+            await self._start(sleep)
+        finally:
+            waiting[_WAITING + self._member] -= 1
         return change
 
+    async def _start(self, sleep: Sleep) -> None:
+        """Take the host's next slot, wait for it, and start once the hard guard agrees."""
+        slot = self._ledger.reserve(self._clock(), self._interval())
+        delay = slot - self._clock()
+        if delay > 0:
+            await sleep(delay)
+        while (wait := self._ledger.try_start(self._clock(), self._interval())) > 0:
+            await sleep(wait)
+
+    # ---- throttling
+
     def throttle(self, reason: str) -> RateChange | None:
-        """Halve the host rate (not below the floor). Returns the change, or None if it was
+        """Halve the run's rate (not below the floor). Returns the change, or None if it was
         already halved a moment ago or is at the floor."""
         with self._shared.get_lock():
-            now = time.monotonic()
+            now = self._clock()
             if now - self._shared[_LAST_THROTTLE] < MIN_SECONDS_BETWEEN_HALVINGS:
                 return None
             self._shared[_LAST_THROTTLE] = now
@@ -117,11 +422,12 @@ class HostBudget:
 
     def _maybe_recover(self) -> RateChange | None:
         """After a quiet period, step the rate back up by a quarter of the budget."""
-        shared = self._shared
-        if shared[_RATE] >= shared[_MAX_RATE]:
+        raw = self._shared.get_obj()
+        if raw[_RATE] >= raw[_MAX_RATE]:
             return None
+        shared = self._shared
         with shared.get_lock():
-            now = time.monotonic()
+            now = self._clock()
             quiet = now - shared[_LAST_THROTTLE] >= self.recover_after_s
             step_due = now - shared[_LAST_CHANGE] >= self.recover_after_s / 2
             old = shared[_RATE]
@@ -131,6 +437,70 @@ class HostBudget:
             shared[_RATE] = new
             shared[_LAST_CHANGE] = now
         return RateChange(old, new, "quiet period")
+
+
+# ---- remaining work, as a member process counts it
+
+
+class ItemWork:
+    """One company's requests: expected (corrected as pages arrive) and done."""
+
+    def __init__(self, meter: WorkMeter, expected: int) -> None:
+        self.meter = meter
+        self.expected = expected
+        self.done = 0
+
+    @property
+    def left(self) -> int:
+        return max(self.expected - self.done, 1)  # at least the request in flight (or its retry)
+
+    def request_done(self) -> None:
+        self.done += 1
+        self.meter.publish()
+
+    def pages_known(self, page: int, total_pages: int) -> None:
+        """Page `page` (0-based) said there are `total_pages`: the rest of this company is known."""
+        self.expected = self.done + max(0, total_pages - page - 1)
+        self.meter.publish()
+
+
+# The company a coroutine is fetching, so the client can count its requests without knowing the plan.
+CURRENT_WORK: ContextVar[ItemWork | None] = ContextVar("current_work", default=None)
+
+
+class WorkMeter:
+    """A member's remaining requests: companies not started x their expected requests, plus what the
+    companies in progress still need (a failed request stays counted until it succeeds)."""
+
+    def __init__(self, budget: HostBudget, queued: int) -> None:
+        self._budget = budget
+        self.queued = queued
+        self._active: list[ItemWork] = []
+
+    @property
+    def remaining(self) -> int:
+        return self.queued + sum(item.left for item in self._active)
+
+    def publish(self) -> None:
+        self._budget.set_remaining(self.remaining)
+
+    def start(self, expected: int) -> ItemWork:
+        self.queued -= expected
+        item = ItemWork(self, expected)
+        self._active.append(item)
+        CURRENT_WORK.set(item)
+        self.publish()
+        return item
+
+    def finish(self, item: ItemWork) -> None:
+        self._active.remove(item)
+        CURRENT_WORK.set(None)
+        self.publish()
+
+    def close(self) -> None:
+        self.queued = 0
+        self._active.clear()
+        self._budget.set_remaining(0)
 
 
 class ProcessPacer:

@@ -19,7 +19,7 @@ import aiohttp
 from loguru import logger
 
 from etl import api, tls
-from etl.budget import HostBudget, ProcessPacer, RateChange, StrainDetector
+from etl.budget import CURRENT_WORK, HostBudget, ProcessPacer, RateChange, StrainDetector
 from etl.failures import STRAIN_WEIGHTS, Action, FetchError, RetryPolicy, status_outcome
 from etl.logs import emit_event
 from etl.settings import Settings
@@ -93,7 +93,11 @@ class NepseClient:
     async def get_json(self, path: str, params: dict[str, Any] | None = None,
                        validate: Validator | None = None) -> Any:
         """GET an authenticated /api/nots path, retrying as OUTCOMES says."""
-        return await self._with_retries(lambda: self._authed_get(path, params, validate))
+        body = await self._with_retries(lambda: self._authed_get(path, params, validate))
+        work = CURRENT_WORK.get()
+        if work is not None:
+            work.request_done()
+        return body
 
     async def get_pages(self, path: str, params: dict[str, Any], page_size: int, max_pages: int) -> list[Any]:
         """Every row of a Spring-paged endpoint, checking each page against its own metadata."""
@@ -102,8 +106,12 @@ class NepseClient:
             body = await self.get_json(path, {**params, "size": page_size, "page": page},
                                        validate=lambda b, p=page: check_spring_page(b, p))
             rows.extend(body["content"])
-            if body.get("last", True) or not body["content"] or page + 1 >= int(body.get("totalPages", 0)):
+            total_pages = int(body.get("totalPages", 0))
+            if body.get("last", True) or not body["content"] or page + 1 >= total_pages:
                 return rows
+            work = CURRENT_WORK.get()
+            if work is not None:
+                work.pages_known(page, total_pages)
         raise FetchError("too_many_pages", f"more than {max_pages} pages (the server never said 'last')")
 
     # ---- retries and auth

@@ -24,12 +24,12 @@ import pyarrow.parquet as pq
 from loguru import logger
 
 from etl import datatypes
-from etl.budget import HostBudget
+from etl.budget import HostBudget, WorkMeter
 from etl.client import NepseClient, StopRequested
 from etl.datatypes.base import FETCHED_AT, REJECT_REASON, Company, DataType, Row
 from etl.failures import FetchError
 from etl.logs import emit_event, install_child_logging
-from etl.plan import WorkItem, covered_until
+from etl.plan import WorkItem, covered_until, expected_requests
 from etl.procs import children_start_deaf_to_ctrl_c, die_with_parent, ignore_ctrl_c
 from etl.rawzone import RawZone, UnsafeSymbol, read_meta
 from etl.settings import Settings
@@ -65,6 +65,7 @@ class TypeJob:
     settings: Settings
     job_id: str
     run_id: str
+    member: int = 0  # this type's place in the host budget's shares
 
 
 # ---- the pool: one process per data type (parent side)
@@ -166,14 +167,23 @@ async def extract_type(job: TypeJob, budget: HostBudget, stop_requested: Any) ->
                         companies_skipped=job.skipped)
     emit_event("type_start", type=job.type_name, total=len(job.items), skipped=job.skipped, budget_rps=budget.max_rate)
     started = time.monotonic()
-    queue: asyncio.Queue[WorkItem] = asyncio.Queue()
-    for item in job.items:
-        queue.put_nowait(item)
-    async with NepseClient(job.settings, budget, stop_check=stop_requested) as client:
-        workers = [asyncio.create_task(_worker(queue, client, data_type, zone, job, result))
-                   for _ in range(min(job.settings.concurrency, len(job.items)))]
-        await asyncio.gather(*workers)
-        stats = client.stats
+    budget = budget.member(job.member)
+    planned = [(item, expected_requests(item, data_type, job.settings.page_size)) for item in job.items]
+    queue: asyncio.Queue[tuple[WorkItem, int]] = asyncio.Queue()
+    for entry in planned:
+        queue.put_nowait(entry)
+    meter = WorkMeter(budget, sum(expected for _, expected in planned))
+    meter.publish()
+    try:
+        async with NepseClient(job.settings, budget, stop_check=stop_requested) as client:
+            # Twice as many workers as requests allowed in flight: a company sleeping off a backoff holds
+            # no request slot, so the others keep the type's share busy meanwhile.
+            workers = [asyncio.create_task(_worker(queue, client, data_type, zone, job, result, meter))
+                       for _ in range(min(2 * job.settings.concurrency, len(job.items)))]
+            await asyncio.gather(*workers)
+            stats = client.stats
+    finally:
+        meter.close()  # hand this type's share to the others at once
     result.requests, result.retries = stats.requests, stats.retries
     result.throttle_events, result.auth_calls = stats.throttle_events, stats.auth_calls
     result.elapsed_s = time.monotonic() - started
@@ -183,10 +193,11 @@ async def extract_type(job: TypeJob, budget: HostBudget, stop_requested: Any) ->
     return result
 
 
-async def _worker(queue: asyncio.Queue[WorkItem], client: NepseClient, data_type: DataType, zone: RawZone,
-                  job: TypeJob, result: TypeResult) -> None:
+async def _worker(queue: asyncio.Queue[tuple[WorkItem, int]], client: NepseClient, data_type: DataType,
+                  zone: RawZone, job: TypeJob, result: TypeResult, meter: WorkMeter) -> None:
     while not queue.empty():
-        item = queue.get_nowait()
+        item, expected = queue.get_nowait()
+        work = meter.start(expected)
         try:
             rows = await fetch_company(client, data_type, zone, item, job)
         except StopRequested:
@@ -201,6 +212,8 @@ async def _worker(queue: asyncio.Queue[WorkItem], client: NepseClient, data_type
             emit_event("company_done", type=job.type_name,
                        symbol=item.company.symbol, rows=rows, requests=client.stats.requests,
                        retries=client.stats.retries)
+        finally:
+            meter.finish(work)
 
 
 def _record_failure(result: TypeResult, company: Company, reason: str, attempts: int, client: NepseClient) -> None:

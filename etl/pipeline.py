@@ -22,7 +22,7 @@ from loguru import logger
 from rich.console import Console
 
 from etl import datatypes, tls
-from etl.budget import HostBudget
+from etl.budget import HostBudget, StateDirError, ledger_path
 from etl.client import NepseClient
 from etl.datatypes.base import Company
 from etl.datatypes.securities import SECURITIES, active_companies
@@ -30,7 +30,7 @@ from etl.extract import ExtractPool, TypeJob, rows_to_table
 from etl.failures import FetchError
 from etl.load import LoadCounts, load_all, open_database
 from etl.logs import LogHub, configure_parent_logging
-from etl.plan import ResumeState, TypePlan, job_fingerprint, plan_type
+from etl.plan import ResumeState, TypePlan, expected_requests, job_fingerprint, plan_type
 from etl.procs import children_start_deaf_to_ctrl_c
 from etl.progress import choose_mode, make_display, render_summary
 from etl.rawzone import RawZone
@@ -152,11 +152,7 @@ def estimate(plans: list[TypePlan], settings: Settings) -> tuple[int, float]:
 
 def _calls_for(plan: TypePlan, settings: Settings) -> int:
     data_type = datatypes.get(plan.type_name)
-    if not data_type.incremental:
-        return len(plan.items) * data_type.calls_per_company
-    # ~5 trading days a week, page_size rows a page.
-    return sum(max(1, math.ceil(((item.window.until - item.window.since).days + 1) * 5 / 7 / settings.page_size))
-               for item in plan.items)
+    return sum(expected_requests(item, data_type, settings.page_size) for item in plan.items)
 
 
 def print_plan(console: Console, plans: list[TypePlan], settings: Settings, resuming: bool) -> None:
@@ -176,8 +172,10 @@ def print_plan(console: Console, plans: list[TypePlan], settings: Settings, resu
 
 def run_extract(context: RunContext, plans: list[TypePlan], budget: HostBudget, hub: LogHub,
                 ctx: multiprocessing.context.BaseContext, job_id: str) -> dict[str, dict[str, Any]]:
-    jobs = [TypeJob(plan.type_name, plan.items, len(plan.skipped), context.settings, job_id, context.run_id)
-            for plan in plans]
+    jobs = [TypeJob(plan.type_name, plan.items, len(plan.skipped), context.settings, job_id, context.run_id, member)
+            for member, plan in enumerate(plans)]
+    for member, plan in enumerate(plans):  # before any process starts, so the first one up takes no more than its share
+        budget.set_remaining(_calls_for(plan, context.settings), member=member)
     pool = ExtractPool(ctx, budget, hub.queue)
     results: dict[str, dict[str, Any]] = {}
     try:
@@ -275,35 +273,17 @@ def _maybe_demo(settings: Settings) -> Iterator[str | None]:
 def _run_stages(context: RunContext, hub: LogHub, ctx: multiprocessing.context.BaseContext) -> dict | None:
     settings = context.settings
     type_names = settings.selected_types
-    with children_start_deaf_to_ctrl_c():  # its lock may start multiprocessing's resource tracker
-        budget = HostBudget(settings.max_rps, settings.host_floor_rps, settings.recover_after, ctx)
     extract: dict[str, dict[str, Any]] = {}
     state = ResumeState(settings.output)
     job_id = None
+    budget: HostBudget | None = None
     if not settings.load_only:
-        removed = context.zone.remove_leftovers()
-        if removed:
-            logger.info(f"removed {removed} temporary files left by an interrupted run")
-        try:
-            universe = fetch_universe(context, budget)
-        except HostProblem as problem:
-            logger.error(str(problem))
-            return _failed_report(context, str(problem), type_names)
-        fingerprint = job_fingerprint(settings, universe)
-        if settings.dry_run:
-            current = state.read() or {}
-            resume_job = current.get("job_id") if current.get("fingerprint") == fingerprint else None
-            plans = [plan_type(datatypes.get(n), universe, context.zone, settings, resume_job) for n in type_names]
-            print_plan(context.console, plans, settings, resume_job is not None)
-            return None
-        job_id, resuming = state.begin(fingerprint, context.run_id)
-        if resuming:
-            logger.info(f"resuming job {job_id}: companies it completed are skipped")
-            if not settings.quiet:
-                context.console.print("Resuming the interrupted run: companies it already completed are skipped.")
-        plans = [plan_type(datatypes.get(name), universe, context.zone, settings, job_id if resuming else None)
-                 for name in type_names]
-        extract = run_extract(context, plans, budget, hub, ctx, job_id)
+        budget = open_budget(settings, ctx)
+        with budget:
+            outcome = _extract_stage(context, hub, ctx, budget, state)
+        if outcome is None or isinstance(outcome, dict):
+            return outcome
+        extract, job_id = outcome
     loads: dict[str, LoadCounts] = {}
     if settings.load_only and not context.zone.root.is_dir():
         raise ConfigError(f"nothing to load: no raw zone at {context.zone.root}; run without --load-only first "
@@ -320,6 +300,47 @@ def _run_stages(context: RunContext, hub: LogHub, ctx: multiprocessing.context.B
     if job_id is not None and report["exit_code"] == 0:
         state.finish()
     return report
+
+
+def open_budget(settings: Settings, ctx: multiprocessing.context.BaseContext) -> HostBudget:
+    """This run's share of the host budget, joined with every other run on this machine using the host."""
+    try:
+        with children_start_deaf_to_ctrl_c():  # its lock may start multiprocessing's resource tracker
+            return HostBudget(settings.max_rps, settings.host_floor_rps, settings.recover_after, ctx,
+                              state_file=ledger_path(settings.budget_state_dir, settings.base_url),
+                              pacing_s=settings.pacing)
+    except StateDirError as exc:
+        raise ConfigError(exc.strerror) from None
+
+
+def _extract_stage(context: RunContext, hub: LogHub, ctx: multiprocessing.context.BaseContext, budget: HostBudget,
+                   state: ResumeState) -> tuple[dict[str, dict[str, Any]], str] | dict | None:
+    """Company list, plan, extract: (results, job id), or a failed run's report, or None after a dry run."""
+    settings = context.settings
+    type_names = settings.selected_types
+    removed = context.zone.remove_leftovers()
+    if removed:
+        logger.info(f"removed {removed} temporary files left by an interrupted run")
+    try:
+        universe = fetch_universe(context, budget)
+    except HostProblem as problem:
+        logger.error(str(problem))
+        return _failed_report(context, str(problem), type_names)
+    fingerprint = job_fingerprint(settings, universe)
+    if settings.dry_run:
+        current = state.read() or {}
+        resume_job = current.get("job_id") if current.get("fingerprint") == fingerprint else None
+        plans = [plan_type(datatypes.get(n), universe, context.zone, settings, resume_job) for n in type_names]
+        print_plan(context.console, plans, settings, resume_job is not None)
+        return None
+    job_id, resuming = state.begin(fingerprint, context.run_id)
+    if resuming:
+        logger.info(f"resuming job {job_id}: companies it completed are skipped")
+        if not settings.quiet:
+            context.console.print("Resuming the interrupted run: companies it already completed are skipped.")
+    plans = [plan_type(datatypes.get(name), universe, context.zone, settings, job_id if resuming else None)
+             for name in type_names]
+    return run_extract(context, plans, budget, hub, ctx, job_id), job_id
 
 
 def _failed_report(context: RunContext, reason: str, type_names: tuple[str, ...]) -> dict[str, Any]:

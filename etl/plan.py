@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -24,6 +25,14 @@ from etl.settings import Settings, nepal_today
 class WorkItem:
     company: Company
     window: FetchWindow
+
+
+def expected_requests(item: WorkItem, data_type: DataType, page_size: int) -> int:
+    """Requests one company is expected to need: a paged type's pages at ~5 trading days a week."""
+    if not data_type.incremental:
+        return data_type.calls_per_company
+    days = (item.window.until - item.window.since).days + 1
+    return max(1, math.ceil(days * 5 / 7 / page_size))
 
 
 @dataclass

@@ -201,6 +201,8 @@ SPECS: tuple[SettingSpec, ...] = (
                 "with full jitter (default 0.5)", "politeness", metavar="S"),
     SettingSpec("backoff_cap", parse_positive_float, "longest single retry wait in seconds (default 30)",
                 "politeness", metavar="S"),
+    SettingSpec("state_dir", parse_path, "where runs on this machine share each host's budget (default: "
+                "$XDG_CACHE_HOME/nepse-etl, else ~/.cache/nepse-etl)", "politeness", metavar="DIR"),
     # Guards against a broken server, and internals
     SettingSpec("page_size", parse_positive_int, "price rows asked per page (default 500, the most NEPSE "
                 "is known to accept)", "limits", metavar="N"),
@@ -224,7 +226,10 @@ _SPEC_BY_NAME = {spec.name: spec for spec in SPECS}
 
 GROUP_DESCRIPTIONS = {
     "politeness": "--max-rps bounds the whole host: request starts in any one-second window, auth calls "
-    "included, shared by every process however many run. --concurrency and --pacing bound each process "
+    "included, shared by every process of every run on this machine (each host's state is a small file in "
+    "--state-dir; concurrent runs keep to the smallest --max-rps among them). Each data type's process "
+    "gets a share in proportion to the requests it still has to make, so the types finish together. "
+    "--concurrency and --pacing bound each process "
     "(there is one per data type). When some types finish early, the processes still running may use the "
     "whole host budget, up to their own limits. On throttling (two HTTP 429s or eight transient failures "
     "among a process's last 20 requests) the host rate is halved, down to --min-rps, and stepped back up "
@@ -258,6 +263,7 @@ class Settings:
     max_attempts: int = 6
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
+    state_dir: Path | None = None
     page_size: int = 500
     max_pages: int = 200
     max_body_mb: float = 32.0
@@ -282,6 +288,12 @@ class Settings:
     @property
     def host_floor_rps(self) -> float:
         return self.min_rps if self.min_rps is not None else self.max_rps / 8
+
+    @property
+    def budget_state_dir(self) -> Path:
+        from etl.budget import default_state_dir
+
+        return self.state_dir or default_state_dir()
 
     @property
     def db_path(self) -> Path:

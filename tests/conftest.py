@@ -8,9 +8,11 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from etl.budget import HostBudget
 from etl.simulator import SimConfig, SimData, SimulatorProcess
 
 REPO = Path(__file__).resolve().parent.parent
@@ -21,9 +23,37 @@ FAST = ["--max-rps", "40", "--pacing", "0.02", "--backoff-base", "0.05", "--back
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("NEPSE_")}
+    """The environment without NEPSE_* settings, except the test's own budget state directory."""
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith("NEPSE_") or key == "NEPSE_STATE_DIR"}
     env.update(extra)
     return env
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_budget_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The same for module- and session-scoped fixtures, which run before any test's own."""
+    state = tmp_path_factory.mktemp("session-budget-state")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NEPSE_STATE_DIR", str(state))
+        patch.setenv("XDG_CACHE_HOME", str(state))
+        yield state
+
+
+@pytest.fixture(autouse=True)
+def isolated_budget_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own host-budget state: tests running in parallel (or the user's own runs) must
+    not share a budget with it by accident."""
+    state = tmp_path_factory.mktemp("budget-state")
+    monkeypatch.setenv("NEPSE_STATE_DIR", str(state))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(state))
+    return state
+
+
+def make_budget(max_rps: float, floor_rps: float, recover_after_s: float, **options: Any) -> HostBudget:
+    """A host budget whose state file lives in this test's own state directory."""
+    state_dir = Path(os.environ["NEPSE_STATE_DIR"])
+    return HostBudget(max_rps, floor_rps, recover_after_s, state_file=state_dir / "budget-test.bin", **options)
 
 
 def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 240,

@@ -1,15 +1,34 @@
-"""The host budget holds across processes, is fair, and slows down and recovers on throttling."""
+"""The host budget: shares by remaining work, the host cap across processes and across runs, throttling."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import multiprocessing
+import os
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from etl.budget import HostBudget, ProcessPacer, StrainDetector
+from etl import budget as budget_module
+from etl.budget import (
+    CURRENT_WORK,
+    HostBudget,
+    HostLedger,
+    ProcessPacer,
+    StrainDetector,
+    WorkMeter,
+    fair_share,
+    ledger_path,
+)
 from etl.failures import STRAIN_WEIGHTS, Action
+from etl.simulator import SimulatorProcess
+from tests.conftest import BACKFILL, clean_env, database_content
+from tests.virtual_time import VirtualTimeLoop, run_virtual
 
 
 def max_in_window(starts: list[float], window: float = 1.0) -> int:
@@ -22,69 +41,271 @@ def max_in_window(starts: list[float], window: float = 1.0) -> int:
     return best
 
 
-def _hammer(budget: HostBudget, count: int, results, label: int) -> None:
-    async def go() -> list[float]:
-        starts = []
-        for _ in range(count):
-            await budget.acquire()
-            starts.append(time.monotonic())
-        return starts
-
-    results.put((label, asyncio.run(go())))
+def virtual_budget(loop: VirtualTimeLoop, state: Path, max_rps: float, **options: object) -> HostBudget:
+    return HostBudget(max_rps, max_rps / 8, 10, state_file=state / "budget-test.bin", clock=loop.time, **options)
 
 
-def _run_processes(budget: HostBudget, counts: list[int], method: str) -> dict[int, list[float]]:
-    ctx = multiprocessing.get_context(method)
-    results = ctx.Queue()
-    processes = [ctx.Process(target=_hammer, args=(budget, count, results, label))
-                 for label, count in enumerate(counts)]
-    for process in processes:
-        process.start()
-    collected = dict(results.get(timeout=60) for _ in processes)
-    for process in processes:
-        process.join(10)
-    return collected
+async def member_process(budget: HostBudget, index: int, requests: int, starts: list[float], *,
+                         estimate: int | None = None, latency: float = 0.08, concurrency: int = 5) -> None:
+    """One type's process in miniature: `concurrency` workers making `requests` requests, publishing the
+    work left (from `estimate` when the plan guessed wrong) as they go, and nothing once done."""
+    view = budget.member(index)
+    planned = estimate if estimate is not None else requests
+    done = 0
+    view.set_remaining(planned)
+    tickets = iter(range(requests))
+
+    async def worker() -> None:
+        nonlocal done
+        for _ in tickets:
+            await view.acquire()
+            starts.append(asyncio.get_running_loop().time())
+            await asyncio.sleep(latency)
+            done += 1
+            view.set_remaining(max(planned - done, 1))
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    view.set_remaining(0)
+
+
+def test_remaining_work_1_to_3_gets_1_to_3_of_the_budget_and_both_finish_together(tmp_path: Path) -> None:
+    loop = VirtualTimeLoop()
+    budget = virtual_budget(loop, tmp_path, 10)
+    small: list[float] = []
+    large: list[float] = []
+
+    async def both() -> None:
+        await asyncio.gather(member_process(budget, 0, 30, small), member_process(budget, 1, 90, large))
+
+    run_virtual(both(), loop)
+    first_done = min(small[-1], large[-1])
+    while_both = (sum(t <= first_done for t in small), sum(t <= first_done for t in large))
+    assert 2.6 <= while_both[1] / while_both[0] <= 3.4, while_both
+    # 120 starts at 10/s: ~12.4 s in all, and neither type is left running alone at the end.
+    assert abs(small[-1] - large[-1]) <= 1.0
+    assert max(small[-1], large[-1]) == pytest.approx(119 * 1.03 / 10, rel=0.05)
+    assert max_in_window(small + large) <= 10
+
+
+def test_a_finished_type_hands_its_share_to_the_other_at_once(tmp_path: Path) -> None:
+    loop = VirtualTimeLoop()
+    budget = virtual_budget(loop, tmp_path, 10)
+    early: list[float] = []
+    late: list[float] = []
+
+    async def both() -> None:
+        # The plan expected 120 requests of each; the first type turns out to need only 30.
+        await asyncio.gather(member_process(budget, 0, 30, early, estimate=120),
+                             member_process(budget, 1, 120, late))
+
+    run_virtual(both(), loop)
+    while_both = [t for t in late if t <= early[-1]]
+    assert 25 <= len(while_both) <= 35  # about even while both had about as much to do
+    after = [t for t in late if t > early[-1]]
+    gaps = sorted(b - a for a, b in zip(after, after[1:], strict=False))
+    assert gaps[len(gaps) // 2] == pytest.approx(1.03 / 10, rel=0.05)  # the whole host rate at once
+
+
+def test_a_type_with_nothing_to_send_leaves_its_share_while_it_waits(tmp_path: Path) -> None:
+    loop = VirtualTimeLoop()
+    budget = virtual_budget(loop, tmp_path, 10)
+    busy: list[float] = []
+
+    async def both() -> None:
+        sleeper = budget.member(0)
+        sleeper.set_remaining(1000)  # a lot left, but sleeping off a backoff for 5 s: nothing waiting
+
+        async def backoff() -> None:
+            await asyncio.sleep(5)
+            await sleeper.acquire()
+
+        await asyncio.gather(backoff(), member_process(budget, 1, 40, busy))
+
+    run_virtual(both(), loop)
+    assert busy[-1] == pytest.approx(39 * 1.03 / 10, rel=0.05)
+
+
+def test_the_share_of_a_type_capped_by_its_own_pacing_goes_to_the_others() -> None:
+    assert fair_share([1, 3], 0) == pytest.approx(0.25)
+    assert fair_share([1, 3, 0], 1) == pytest.approx(0.75)
+    assert fair_share([0, 0], 1) == 1.0  # alone
+    assert fair_share([5, 0], 1) == 0.0  # has nothing to do
+    # at most half the host each (its pacing): the big one gets its half, the rest share the other half 1:2
+    assert fair_share([6, 1, 2], 0, cap=0.5) == pytest.approx(0.5)
+    assert fair_share([6, 1, 2], 2, cap=0.5) == pytest.approx(1 / 3)
+
+
+def test_work_meter_corrects_pages_and_keeps_a_failed_request_counted(tmp_path: Path) -> None:
+    loop = VirtualTimeLoop()
+    budget = virtual_budget(loop, tmp_path, 10).member(2)
+    meter = WorkMeter(budget, queued=12)
+    meter.publish()
+    assert budget.weights()[2] == 0  # nothing waiting: not weighed yet
+    assert budget._shared.get_obj()[budget_module._WEIGHTS + 2] == 12
+
+    def remaining() -> float:
+        return budget._shared.get_obj()[budget_module._WEIGHTS + 2]
+
+    item = meter.start(expected=6)
+    assert CURRENT_WORK.get() is item and remaining() == 12
+    item.request_done()
+    item.pages_known(page=0, total_pages=3)  # the first page says 3 in all, not 6
+    assert remaining() == 6 + 2
+    item.request_done()
+    item.request_done()
+    assert item.left == 1 and remaining() == 7  # even when done, until finished it counts as one
+    meter.finish(item)
+    assert remaining() == 6 and CURRENT_WORK.get() is None
+    meter.close()
+    assert remaining() == 0
+    loop.close()
+
+
+# ---- across processes and across runs, in real time
+
+
+def _member_hammer(budget: HostBudget, index: int, count: int, results) -> None:  # type: ignore[no-untyped-def]
+    starts: list[float] = []
+    asyncio.run(member_process(budget, index, count, starts, latency=0.02))
+    results.put((index, starts))
 
 
 @pytest.mark.parametrize("method", ["fork", "spawn"])
-def test_four_processes_never_exceed_the_host_rate(method: str) -> None:
-    budget = HostBudget(max_rps=20, floor_rps=2, recover_after_s=10, ctx=multiprocessing.get_context(method))
-    starts = _run_processes(budget, [30, 30, 30, 30], method)
+def test_four_processes_never_exceed_the_host_rate(method: str, tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context(method)
+    budget = HostBudget(max_rps=20, floor_rps=2, recover_after_s=10, ctx=ctx, state_file=tmp_path / "b.bin")
+    results = ctx.Queue()
+    processes = [ctx.Process(target=_member_hammer, args=(budget, index, 30, results)) for index in range(4)]
+    for process in processes:
+        process.start()
+    starts = dict(results.get(timeout=60) for _ in processes)
+    for process in processes:
+        process.join(10)
     every = [t for per_process in starts.values() for t in per_process]
     assert len(every) == 120
     assert max_in_window(every) <= 20
-    elapsed = max(every) - min(every)
     # 120 starts at 20/s need 119 intervals of ~1/20 s: the budget is used, not wasted.
-    assert elapsed == pytest.approx(119 / 20, rel=0.1)
+    assert max(every) - min(every) == pytest.approx(119 * 1.03 / 20, rel=0.1)
 
 
-def test_processes_share_fairly_and_an_early_finisher_leaves_its_share() -> None:
-    budget = HostBudget(max_rps=20, floor_rps=2, recover_after_s=10, ctx=multiprocessing.get_context("fork"))
-    starts = _run_processes(budget, [10, 50], "fork")
-    short, long = sorted(starts[0]), sorted(starts[1])
-    # While both run they alternate: the long one got about as many starts as the short one.
-    overlap = [t for t in long if t <= short[-1]]
-    assert 7 <= len(overlap) <= 13
-    # After the short one is done the long one runs at the whole host rate.
-    after = [t for t in long if t > short[-1]]
-    assert (after[-1] - after[0]) / (len(after) - 1) == pytest.approx(1 / 20, rel=0.15)
+def test_two_runs_on_one_host_keep_to_the_smaller_budget(tmp_path: Path) -> None:
+    loop = VirtualTimeLoop()
+    fast = virtual_budget(loop, tmp_path, 10)
+    slow = virtual_budget(loop, tmp_path, 4)  # another run on this machine, same host
+    starts: list[float] = []
+
+    async def hammer(budget: HostBudget, count: int) -> None:
+        for _ in range(count):
+            await budget.acquire()
+            starts.append(asyncio.get_running_loop().time())
+
+    async def runs() -> None:
+        await asyncio.gather(hammer(fast, 20), hammer(slow, 20))
+        slow.close()  # the slow run ends: the other is back to its own budget
+        alone_from = len(starts)
+        await hammer(fast, 20)
+        alone = starts[alone_from:]
+        assert (alone[-1] - alone[0]) / 19 == pytest.approx(1.03 / 10, rel=0.05)
+
+    run_virtual(runs(), loop)
+    assert max_in_window(starts[:40]) <= 4
 
 
-def test_throttle_halves_down_to_the_floor_then_recovers_stepwise() -> None:
-    budget = HostBudget(max_rps=8, floor_rps=1.5, recover_after_s=0.2)
-    change = budget.throttle("HTTP 429")
-    assert change is not None and (change.old_rate, change.new_rate) == (8, 4)
-    assert budget.throttle("again at once") is None  # one bad moment is one signal
-    assert budget.rate == 4 and budget.throttle_events == 1
-    time.sleep(2.05)
-    for _ in range(3):
-        budget.throttle("x")
-        time.sleep(2.05)
-    assert budget.rate == 1.5  # 4 -> 2 -> 1.5 (floor)
-    time.sleep(0.25)
-    recovered = asyncio.run(budget.acquire())
-    assert recovered is not None and recovered.new_rate == 3.5  # floor + a quarter of the budget
-    assert budget.rate == 3.5
+def _join_and_wait(path: Path, rate: float, joined) -> None:  # type: ignore[no-untyped-def]
+    HostLedger(path).join(rate)
+    joined.set()
+    time.sleep(60)
+
+
+def _slow_run(path: Path, method: str):  # type: ignore[no-untyped-def]
+    ctx = multiprocessing.get_context(method)
+    joined = ctx.Event()
+    process = ctx.Process(target=_join_and_wait, args=(path, 1.0, joined), daemon=True)
+    process.start()
+    assert joined.wait(30)
+    return process
+
+
+def test_a_killed_run_stops_holding_the_host_back(tmp_path: Path) -> None:
+    path = ledger_path(tmp_path, "http://127.0.0.1:8080")
+    process = _slow_run(path, "fork")
+    ledger = HostLedger(path)
+    ledger.join(20.0)
+    assert ledger.min_rate() == 1.0  # the other run is alive: the host goes at its pace
+    os.kill(process.pid, signal.SIGKILL)
+    process.join(10)
+    ledger.heartbeat(0, 20.0)  # any run's next heartbeat notices the dead one
+    assert ledger.min_rate() == 20.0
+
+
+def test_a_frozen_run_expires_when_its_heartbeat_is_stale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = ledger_path(tmp_path, "https://nepalstock.example")
+    process = _slow_run(path, "fork")
+    try:
+        os.kill(process.pid, signal.SIGSTOP)  # alive, but no longer beating
+        monkeypatch.setattr(budget_module, "STALE_AFTER_S", 0.3)
+        budget = HostBudget(20, 2, 10, state_file=path)
+        assert budget.host_rate() == 1.0
+        with budget:  # this run's heartbeat drops the stale entry and keeps its own
+            time.sleep(0.3 + 2 * budget_module.HEARTBEAT_S)
+            assert budget.host_rate() == 20.0
+    finally:
+        process.kill()
+        process.join(10)
+
+
+def test_the_state_file_is_per_host_and_an_unusable_directory_is_one_clear_error(tmp_path: Path) -> None:
+    assert ledger_path(tmp_path, "https://www.nepalstock.com") == tmp_path / "budget-www.nepalstock.com_443.bin"
+    assert ledger_path(tmp_path, "http://127.0.0.1:8080/x") == tmp_path / "budget-127.0.0.1_8080.bin"
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(budget_module.StateDirError, match="NEPSE_STATE_DIR"):
+        HostBudget(5, 1, 10, state_file=blocker / "budget.bin")
+
+
+def test_two_concurrent_cli_runs_on_one_host_stay_within_one_budget(tmp_path: Path, simulator: SimulatorProcess,
+                                                                    some_symbols: list[str]) -> None:
+    """A cron run overlapping a manual one: different outputs, one server, --max-rps 5 each."""
+    simulator.reset_stats()
+    args = ["--base-url", simulator.base_url, "--symbols", ",".join(some_symbols[:4]), "--max-rps", "5",
+            "--pacing", "0", "--quiet"]
+    runs = [subprocess.Popen([sys.executable, str(BACKFILL), *args, "--output", str(tmp_path / name)], cwd=tmp_path,
+                             env=clean_env(), text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             stdin=subprocess.DEVNULL) for name in ("cron", "manual")]
+    outputs = [run.communicate(timeout=120)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    stats = simulator.stats()
+    assert stats["max_starts_per_1s"] <= 5
+    reports = [json.loads(next((tmp_path / name / "runs").glob("*.json")).read_text()) for name in ("cron", "manual")]
+    assert reports[0]["started_at"] <= reports[1]["finished_at"] and reports[1]["started_at"] <= reports[0]["finished_at"]
+    calls = sum(report["company_list_requests"] + sum(t["requests"] for t in report["types"].values())
+                for report in reports)
+    assert stats["requests"] == calls
+    cron, manual = (database_content(tmp_path / name / "nepse.db") for name in ("cron", "manual"))
+    assert cron == manual and len(cron["prices"]) > 500 and len(cron["profiles"]) == 4
+
+
+def test_throttle_halves_down_to_the_floor_then_recovers_stepwise(tmp_path: Path) -> None:
+    loop = VirtualTimeLoop()
+    budget = HostBudget(max_rps=8, floor_rps=1.5, recover_after_s=0.2, state_file=tmp_path / "b.bin",
+                        clock=loop.time)
+
+    async def story() -> None:
+        change = budget.throttle("HTTP 429")
+        assert change is not None and (change.old_rate, change.new_rate) == (8, 4)
+        assert budget.throttle("again at once") is None  # one bad moment is one signal
+        assert budget.rate == 4 and budget.throttle_events == 1
+        await asyncio.sleep(2.05)
+        for _ in range(3):
+            budget.throttle("x")
+            await asyncio.sleep(2.05)
+        assert budget.rate == 1.5  # 4 -> 2 -> 1.5 (floor)
+        await asyncio.sleep(0.25)
+        recovered = await budget.acquire()
+        assert recovered is not None and recovered.new_rate == 3.5  # floor + a quarter of the budget
+        assert budget.rate == 3.5
+
+    run_virtual(story(), loop)
 
 
 def test_process_pacer_spaces_starts_and_caps_in_flight() -> None:

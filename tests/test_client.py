@@ -16,6 +16,7 @@ from etl.budget import HostBudget
 from etl.client import NepseClient
 from etl.failures import FetchError
 from etl.settings import Settings
+from tests.conftest import make_budget
 
 CLEAN = "t" * 150
 SALT = 12345
@@ -66,7 +67,7 @@ async def _call(server: Server, action: Callable[[NepseClient], Awaitable], budg
     settings = replace(Settings(base_url=f"http://127.0.0.1:{port}", pacing=0.0, backoff_base=0.01,
                                 backoff_cap=0.05, max_attempts=3), **overrides)
     try:
-        async with NepseClient(settings, budget or HostBudget(200, 10, 10), seed=1) as client:
+        async with NepseClient(settings, budget or make_budget(200, 10, 10), seed=1) as client:
             return await action(client)
     finally:
         await runner.cleanup()
@@ -187,6 +188,6 @@ def test_repeated_429s_halve_the_host_rate() -> None:
     answers = iter([web.Response(status=429, headers={"Retry-After": "0"}) for _ in range(2)]
                    + [web.json_response([3])])
     server.app.router.add_get("/api/nots/throttled", handler(lambda r: next(answers)))
-    budget = HostBudget(40, 5, 10)
+    budget = make_budget(40, 5, 10)
     assert run(server, lambda c: c.get_json("/api/nots/throttled"), budget) == [3]
     assert (budget.rate, budget.throttle_events) == (20, 1)
