@@ -26,7 +26,7 @@ from loguru import logger
 from etl import datatypes
 from etl.budget import HostBudget, WorkMeter
 from etl.client import NepseClient, StopRequested
-from etl.datatypes.base import FETCHED_AT, REJECT_REASON, Company, DataType, Row
+from etl.datatypes.base import Company, DataType
 from etl.failures import FetchError
 from etl.logs import emit_event, install_child_logging
 from etl.plan import WorkItem, covered_until, expected_requests
@@ -230,16 +230,16 @@ async def fetch_company(client: NepseClient, data_type: DataType, zone: RawZone,
     """Fetch, parse and atomically write one company's data; returns the rows fetched."""
     path = zone.partition_path(data_type.name, item.company.symbol)  # check the symbol before fetching
     records = await data_type.fetch(client, item.company, item.window)
-    rows = data_type.parse(records, item.company)
     fetched_at = datetime.now(timezone.utc).isoformat(timespec="microseconds")
-    table = rows_to_table(rows, data_type, fetched_at)
+    table = data_type.to_table(records, item.company, fetched_at)
+    del records  # the decoded JSON is the largest thing this process holds
     meta: dict[str, Any] = {"type": data_type.name, "symbol": item.company.symbol,
                             "security_id": item.company.security_id, "fetched_at": fetched_at,
                             "run_id": job.run_id, "job_id": job.job_id}
     # Off the event loop: a stalled loop delays request starts, and the host budget is only as
     # exact as the moment each request really leaves.
     await asyncio.to_thread(_write_company_file, zone, path, table, meta, item, data_type)
-    return len(rows)
+    return table.num_rows
 
 
 def _write_company_file(zone: RawZone, path: Path, table: pa.Table, meta: dict[str, Any], item: WorkItem,
@@ -247,14 +247,6 @@ def _write_company_file(zone: RawZone, path: Path, table: pa.Table, meta: dict[s
     if data_type.incremental:
         table, meta = _merge_window(path, table, meta, item, data_type)
     zone.write(path, table, meta)
-
-
-def rows_to_table(rows: list[Row], data_type: DataType, fetched_at: str) -> pa.Table:
-    schema = data_type.raw_schema
-    columns = {name: [row.get(name) for row in rows] for name in schema.names}
-    columns[FETCHED_AT] = [fetched_at] * len(rows)
-    columns[REJECT_REASON] = [row.get(REJECT_REASON) for row in rows]
-    return pa.Table.from_pydict(columns, schema=schema)
 
 
 def _merge_window(path: Path, new: pa.Table, meta: dict[str, Any], item: WorkItem,

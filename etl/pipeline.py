@@ -24,9 +24,9 @@ from rich.console import Console
 from etl import datatypes, tls
 from etl.budget import HostBudget, StateDirError, ledger_path
 from etl.client import NepseClient
-from etl.datatypes.base import Company
+from etl.datatypes.base import Company, rows_to_table
 from etl.datatypes.securities import SECURITIES, active_companies
-from etl.extract import ExtractPool, TypeJob, rows_to_table
+from etl.extract import ExtractPool, TypeJob
 from etl.failures import FetchError
 from etl.load import LoadCounts, load_all, open_database
 from etl.logs import LogHub, configure_parent_logging

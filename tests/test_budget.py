@@ -277,7 +277,8 @@ def test_two_concurrent_cli_runs_on_one_host_stay_within_one_budget(tmp_path: Pa
     stats = simulator.stats()
     assert stats["max_starts_per_1s"] <= 5
     reports = [json.loads(next((tmp_path / name / "runs").glob("*.json")).read_text()) for name in ("cron", "manual")]
-    assert reports[0]["started_at"] <= reports[1]["finished_at"] and reports[1]["started_at"] <= reports[0]["finished_at"]
+    first, second = reports
+    assert first["started_at"] <= second["finished_at"] and second["started_at"] <= first["finished_at"]  # overlapped
     calls = sum(report["company_list_requests"] + sum(t["requests"] for t in report["types"].values())
                 for report in reports)
     assert stats["requests"] == calls

@@ -11,8 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from etl.datatypes import REGISTRY
-from etl.datatypes.base import Company
-from etl.extract import rows_to_table
+from etl.datatypes.base import Company, rows_to_table
 from etl.load import DatabaseNotUsable, load_all, open_database, upsert_sql
 from etl.rawzone import RawZone
 from tests.conftest import run_cli

@@ -99,7 +99,7 @@ def test_help_is_grouped_and_complete(capsys: pytest.CaptureFixture[str]) -> Non
         assert group in text
     for spec in SPECS:
         assert spec.option in text and spec.env in text
-    assert "shared by every process however many run" in text and "Exit codes" in text
+    assert "shared by every process of every run on this machine" in text and "Exit codes" in text
 
 
 def test_usage_doc_covers_every_setting_and_table() -> None:

@@ -18,10 +18,14 @@ from etl.datatypes.base import (
     any_of,
     below,
     first_reason,
+    float_column,
+    int_column,
+    iso_date_column,
     negative,
     outside,
     parse_each,
     required,
+    source_columns,
     to_float,
     to_int,
     to_iso_date,
@@ -68,6 +72,25 @@ def parse(records: Any, company: Company) -> list[Row]:
     return parse_each(records, parse_one, blank)
 
 
+_FLOATS = {"close": "closePrice", "high": "highPrice", "low": "lowPrice", "volume": "totalTradedQuantity",
+           "turnover": "totalTradedValue"}
+
+
+def parse_columns(records: Any, company: Company) -> pa.Table | None:
+    """`parse` for a clean page, a column at a time (None: some value needs `parse`'s row-by-row checks)."""
+    source = source_columns(records, ["businessDate", "totalTrades", *_FLOATS.values()])
+    if source is None:
+        return None
+    columns = {"business_date": iso_date_column(source["businessDate"]), "trades": int_column(source["totalTrades"])}
+    columns.update((name, float_column(source[key])) for name, key in _FLOATS.items())
+    if any(column is None for column in columns.values()):
+        return None
+    rows = len(records)
+    columns["symbol"] = pa.repeat(pa.scalar(company.symbol), rows)
+    columns["security_id"] = pa.repeat(pa.scalar(company.security_id, pa.int64()), rows)
+    return pa.Table.from_arrays([columns[name] for name in SCHEMA.names], schema=SCHEMA)
+
+
 def contract() -> pl.Expr:
     return first_reason(required("symbol", "business_date"))
 
@@ -106,6 +129,7 @@ PRICES = DataType(
     natural_key=("symbol", "business_date"),
     fetch=fetch,
     parse=parse,
+    parse_columns=parse_columns,
     contract=contract,
     rules=RULES,
     date_column="business_date",
