@@ -48,6 +48,7 @@ class TypeResult:
     throttle_events: int = 0
     auth_calls: int = 0
     elapsed_s: float = 0.0
+    finished_at: str = ""  # UTC, ISO 8601 with milliseconds: how close together the types finished
     interrupted: bool = False
     errors: list[dict[str, Any]] = field(default_factory=list)
 
@@ -187,6 +188,7 @@ async def extract_type(job: TypeJob, budget: HostBudget, stop_requested: Any) ->
     result.requests, result.retries = stats.requests, stats.retries
     result.throttle_events, result.auth_calls = stats.throttle_events, stats.auth_calls
     result.elapsed_s = time.monotonic() - started
+    result.finished_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
     result.interrupted = bool(stop_requested())
     emit_event("type_end", type=job.type_name, requests=result.requests, retries=result.retries,
                throttle_events=result.throttle_events)

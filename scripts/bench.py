@@ -93,6 +93,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--skip-load", action="store_true", help="no load-stage benchmark")
     parser.add_argument("--json", type=Path, default=None, help="write the results here as JSON")
     parser.add_argument("--keep", type=Path, default=None, help="keep the output directories under this path")
+    targets = parser.add_argument_group(
+        "budget-bound targets (issue 11)",
+        "With --budgets, run only this matrix: nepse-etl --extract-only over a long price window at each budget, "
+        "with and without faults, then peak memory at --target-memory-sizes.")
+    targets.add_argument("--budgets", type=float, nargs="*", default=[],
+                         help="host budgets to run at, req/s (e.g. 5 10 40)")
+    targets.add_argument("--fault-rates", type=float, nargs="*", default=[0.0, 0.05],
+                         help="total fault probabilities to run each budget with (default 0 0.05)")
+    targets.add_argument("--window-years", type=int, default=10, help="price window in years (default 10)")
+    targets.add_argument("--subset", type=str, nargs="*", default=[],
+                         help="BUDGET=COMPANIES: a proportional subset at that budget when the whole market "
+                              "would not fit (e.g. 5=300)")
+    targets.add_argument("--target-memory-sizes", type=int, nargs="*", default=[300, 600],
+                         help="company counts for peak memory, at the highest budget, no faults (default 300 600)")
+    targets.add_argument("--cli-repo", type=Path, default=REPO_ROOT,
+                         help="checkout whose scripts/backfill.py is run (another commit, for before/after)")
     parser.add_argument("--quick", action="store_true",
                         help="sanity check in about a minute: 60 companies, 40 req/s, small load and memory runs")
     return parser
@@ -105,11 +121,13 @@ def apply_quick(args: argparse.Namespace) -> argparse.Namespace:
     return args
 
 
-def sim_config(args: argparse.Namespace, n_companies: int, latency: bool = True) -> SimConfig:
-    share = args.faults / len(FAULT_RATE_FIELDS) if latency else 0.0
+def sim_config(args: argparse.Namespace, n_companies: int, latency: bool = True, faults: float | None = None,
+               history_days: int = 365) -> SimConfig:
+    share = (args.faults if faults is None else faults) / len(FAULT_RATE_FIELDS) if latency else 0.0
     return SimConfig(
         seed=args.seed,
         n_companies=n_companies,
+        history_days=history_days,
         latency_median_s=args.latency_median if latency else 0.0,
         latency_sigma=args.latency_sigma if latency else 0.0,
         **dict.fromkeys(FAULT_RATE_FIELDS, share),
@@ -182,12 +200,15 @@ def newest_report(output: Path) -> dict[str, Any]:
     return json.loads(reports[-1].read_text()) if reports else {}
 
 
-def run_cli(output: Path, options: list[str]) -> CliRun:
-    argv = [sys.executable, str(BACKFILL), "--output", str(output), "--quiet", *options]
+def run_cli(output: Path, options: list[str], backfill: Path = BACKFILL, state_dir: Path | None = None) -> CliRun:
+    argv = [sys.executable, str(backfill), "--output", str(output), "--quiet", *options]
     cpu_before = children_cpu_s()
     started = time.monotonic()
+    environment = clean_environment()
+    # A host budget of its own, not shared with anything else running on this machine.
+    environment["NEPSE_STATE_DIR"] = str(state_dir or output.with_name(output.name + "-state"))
     with tempfile.TemporaryDirectory(prefix="nepse-bench-cwd-") as cwd:
-        process = subprocess.Popen(argv, cwd=cwd, env=clean_environment(),
+        process = subprocess.Popen(argv, cwd=cwd, env=environment,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         sampler = TreeSampler(process.pid)
         sampler.start()
@@ -383,6 +404,113 @@ def run_load_benchmark(context: Context) -> dict[str, Any]:
             "extract_wall_s": extract.wall_s, "passes": passes}
 
 
+# ---- budget-bound targets (issue 11): long window, several budgets, with and without faults
+
+TARGET_MATRIX_UTIL = {False: 0.95, True: 0.90}  # extract utilization, without / with faults
+TARGET_MATRIX_WALL = {False: 1.05, True: 1.10}  # wall <= factor x calls / budget + 5 s
+TARGET_FINISH_GAP = 0.05  # first-to-last type finish, as a fraction of the extract time
+MATRIX_PACING_S = 0.01  # per-process pacing low enough never to be the limit
+
+
+def finish_gap_s(report: dict[str, Any]) -> float:
+    """Seconds between the first and the last data type to finish (0 when the report does not say)."""
+    stamps = [datetime.datetime.fromisoformat(entry["finished_at"])
+              for entry in report.get("types", {}).values() if entry.get("finished_at")]
+    return (max(stamps) - min(stamps)).total_seconds() if len(stamps) > 1 else 0.0
+
+
+def run_target(context: Context, n_companies: int, budget: float, faults: float) -> dict[str, Any]:
+    args = context.args
+    days = 365 * args.window_years + args.window_years // 4
+    since = (context.window[1] - datetime.timedelta(days=days)).isoformat()
+    label = f"{budget:g} req/s, {faults:.0%} faults, {n_companies} companies"
+    context.console.print(f"[bold]{label}[/]: nepse-etl --extract-only, {args.window_years}-year window ...")
+    output = context.output_dir(label.replace(",", "").replace("%", "pct").replace("/", "per"))
+    config = sim_config(args, n_companies, faults=faults, history_days=days + 7)
+    with SimulatorProcess(config) as sim:
+        run = run_cli(output, ["--base-url", sim.base_url, "--max-rps", f"{budget:g}", "--pacing",
+                               f"{MATRIX_PACING_S:g}", "--since", since, "--extract-only"],
+                      backfill=args.cli_repo / "scripts" / "backfill.py")
+        stats = sim_snapshot(sim)
+    figures = extract_figures(run.report, stats["requests"], run.wall_s, budget)
+    return {
+        "label": label, "n_companies": n_companies, "max_rps": budget, "faults": faults,
+        "exit_code": run.returncode, "calls": stats["requests"], "wall_s": run.wall_s,
+        "ideal_s": figures["ideal_s"], "extract_s": figures["extract_s"],
+        "utilization_extract": figures["utilization_extract"], "utilization_wall": figures["utilization_wall"],
+        "wall_over_ideal": figures["wall_over_ideal"],
+        "wall_target_s": TARGET_MATRIX_WALL[faults > 0] * figures["ideal_s"] + 5.0,
+        "finish_gap_s": finish_gap_s(run.report),
+        "cpu_s": run.cpu_s, "cpu_s_per_1000": run.cpu_s / stats["requests"] * 1000 if stats["requests"] else 0.0,
+        "peak_rss_mb": run.peak_rss_mb, "peak_processes": run.peak_processes,
+        "sim_max_starts_per_1s": stats["max_starts_per_1s"], "retries": figures["retries"],
+        "throttle_events": figures["throttle_events"], "companies_failed": figures["companies_failed"],
+        "rows": sum(entry.get("rows_fetched", 0) for entry in run.report.get("types", {}).values()),
+        "stderr_tail": run.stderr_tail if run.returncode not in (0, 1) else "",
+    }
+
+
+def subset_sizes(args: argparse.Namespace) -> dict[float, int]:
+    sizes = {}
+    for item in args.subset:
+        budget, _, companies = item.partition("=")
+        sizes[float(budget)] = int(companies)
+    return sizes
+
+
+def run_target_matrix(context: Context) -> dict[str, Any]:
+    args = context.args
+    subsets = subset_sizes(args)
+    runs = [run_target(context, subsets.get(budget, args.companies), budget, faults)
+            for budget in args.budgets for faults in args.fault_rates]
+    top = max(args.budgets)
+    memory = [run_target(context, n_companies, top, 0.0) for n_companies in args.target_memory_sizes]
+    return {"runs": runs, "memory": memory}
+
+
+def check_target_matrix(matrix: dict[str, Any]) -> list[dict[str, str]]:
+    checks = []
+    for run in matrix["runs"]:
+        faulty = run["faults"] > 0
+        util, wall = TARGET_MATRIX_UTIL[faulty], TARGET_MATRIX_WALL[faulty]
+        gap_allowed = TARGET_FINISH_GAP * run["extract_s"]
+        checks += [
+            {"target": f"{run['label']}: extract utilization >= {util:.2f}",
+             "measured": f"{run['utilization_extract']:.3f}", "verdict": verdict(run["utilization_extract"] >= util)},
+            {"target": f"{run['label']}: wall <= {wall:.2f} x calls / budget + 5 s",
+             "measured": f"{run['wall_s']:.1f} s vs {run['wall_target_s']:.1f} s",
+             "verdict": verdict(run["wall_s"] <= run["wall_target_s"])},
+            {"target": f"{run['label']}: first-to-last type finish <= 5 % of the extract",
+             "measured": f"{run['finish_gap_s']:.1f} s of {run['extract_s']:.1f} s",
+             "verdict": verdict(run["finish_gap_s"] <= gap_allowed)},
+            {"target": f"{run['label']}: busiest second <= budget",
+             "measured": f"{run['sim_max_starts_per_1s']} starts",
+             "verdict": verdict(run["sim_max_starts_per_1s"] <= run["max_rps"])},
+        ]
+    sizes = matrix["memory"]
+    if len(sizes) >= 2:
+        small, large = sizes[0], sizes[-1]
+        checks.append({"target": "peak RSS flat between company counts (within 10 %)",
+                       "measured": f"{small['peak_rss_mb']:.0f} MB @ {small['n_companies']} -> "
+                                   f"{large['peak_rss_mb']:.0f} MB @ {large['n_companies']}",
+                       "verdict": verdict(large["peak_rss_mb"] <= 1.1 * small["peak_rss_mb"])})
+    return checks
+
+
+def matrix_table(title: str, entries: list[dict[str, Any]]) -> Table:
+    table = Table(title=title)
+    for column in ("run", "calls", "wall s", "ideal s", "wall/ideal", "util extract", "finish gap s", "max 1 s",
+                   "CPU s", "CPU s/1000 req", "peak MB", "retries", "failed", "exit"):
+        table.add_column(column, justify="left" if column == "run" else "right")
+    for entry in entries:
+        table.add_row(entry["label"], str(entry["calls"]), f"{entry['wall_s']:.1f}", f"{entry['ideal_s']:.1f}",
+                      f"{entry['wall_over_ideal']:.3f}", f"{entry['utilization_extract']:.3f}",
+                      f"{entry['finish_gap_s']:.1f}", str(entry["sim_max_starts_per_1s"]), f"{entry['cpu_s']:.1f}",
+                      f"{entry['cpu_s_per_1000']:.2f}", f"{entry['peak_rss_mb']:.0f}", str(entry["retries"]),
+                      str(entry["companies_failed"]), str(entry["exit_code"]))
+    return table
+
+
 # ---- targets
 
 
@@ -548,13 +676,36 @@ def drop_proxy_settings() -> None:
         del os.environ[key]
 
 
+def run_matrix_only(context: Context) -> dict[str, Any]:
+    args = context.args
+    results: dict[str, Any] = {
+        "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
+        "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(), "load_average_before": os.getloadavg(),
+        "config": {key: str(value) for key, value in vars(args).items() if key not in {"json", "keep"}},
+    }
+    results["matrix"] = run_target_matrix(context)
+    results["load_average_after"] = os.getloadavg()
+    results["targets"] = check_target_matrix(results["matrix"])
+    return results
+
+
+def render_matrix(console: Console, results: dict[str, Any]) -> None:
+    matrix = results["matrix"]
+    console.print(matrix_table("Budget-bound runs (--extract-only)", matrix["runs"]))
+    console.print(matrix_table("Peak memory at the highest budget, no faults", matrix["memory"]))
+    console.print(f"load average before {results['load_average_before']}, after {results['load_average_after']}")
+    console.print(targets_table(results["targets"]))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = apply_quick(build_parser().parse_args(argv))
     drop_proxy_settings()
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
     with work_directory(args.keep) as workdir:
-        results = run_all(Context(args, workdir, console))
-    render(console, results)
+        context = Context(args, workdir, console)
+        results = run_matrix_only(context) if args.budgets else run_all(context)
+    (render_matrix if args.budgets else render)(console, results)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2, default=str))
