@@ -21,6 +21,8 @@ import asyncio
 import contextlib
 import copy
 import fcntl
+import heapq
+import itertools
 import math
 import mmap
 import os
@@ -48,6 +50,8 @@ BURST_WINDOW = 20
 BURST_THRESHOLD = 8
 # Never halve twice within this many seconds: one bad moment is one signal.
 MIN_SECONDS_BETWEEN_HALVINGS = 2.0
+# How far a member late for its share may catch up (it still goes no faster than the host's own spacing).
+SHARE_CREDIT_S = 0.25
 # Member processes (data types) one run can weigh against each other.
 MAX_MEMBERS = 16
 
@@ -369,8 +373,9 @@ class HostBudget:
             gap = interval / share
             due = self._last_pass + gap
             if now >= due:
-                # On schedule without drift, but never banking more than one interval of credit.
-                self._last_pass = max(due, now - gap)
+                # On schedule without drift; a member woken late (a busy CPU) may catch up a little, never by
+                # more than SHARE_CREDIT_S (the host's own clock still spaces every start).
+                self._last_pass = max(due, now - max(gap, SHARE_CREDIT_S))
                 return
             await sleep(min(due - now, interval))
 
@@ -503,16 +508,24 @@ class WorkMeter:
         self._budget.set_remaining(0)
 
 
+# Set while a coroutine retries a failed request: its next start goes before this type's fresh requests.
+RETRYING: ContextVar[bool] = ContextVar("retrying", default=False)
+
+
 class ProcessPacer:
-    """This process's own limits: `concurrency` requests in flight, `pacing` s between starts."""
+    """This process's own limits: `concurrency` requests in flight, `pacing` s between starts. Slots are
+    handed out first come first served, except that a retry goes before fresh requests: a company
+    waiting for its next attempt must not be what the run waits for at the end."""
 
     def __init__(self, concurrency: int, pacing_s: float) -> None:
-        self._slots = asyncio.Semaphore(concurrency)
+        self._free = concurrency
+        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []  # heap of (fresh?, arrival, future)
+        self._arrivals = itertools.count()
         self._pacing_s = pacing_s
         self._next_start = 0.0
 
     async def __aenter__(self) -> ProcessPacer:
-        await self._slots.acquire()
+        await self._take_slot(fresh=not RETRYING.get())
         now = time.monotonic()
         start = max(now, self._next_start)
         self._next_start = start + self._pacing_s
@@ -520,8 +533,29 @@ class ProcessPacer:
             await asyncio.sleep(start - now)
         return self
 
+    async def _take_slot(self, fresh: bool) -> None:
+        if self._free > 0 and not self._waiting:
+            self._free -= 1
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (int(fresh), next(self._arrivals), future))
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self._release()  # handed a slot just as it was cancelled: pass it on
+            raise
+
+    def _release(self) -> None:
+        while self._waiting:
+            _, _, future = heapq.heappop(self._waiting)
+            if not future.done():
+                future.set_result(None)
+                return
+        self._free += 1
+
     async def __aexit__(self, *exc_info: object) -> None:
-        self._slots.release()
+        self._release()
 
 
 class StrainDetector:

@@ -19,7 +19,7 @@ import aiohttp
 from loguru import logger
 
 from etl import api, tls
-from etl.budget import CURRENT_WORK, HostBudget, ProcessPacer, RateChange, StrainDetector
+from etl.budget import CURRENT_WORK, RETRYING, HostBudget, ProcessPacer, RateChange, StrainDetector
 from etl.failures import STRAIN_WEIGHTS, Action, FetchError, RetryPolicy, status_outcome
 from etl.logs import emit_event
 from etl.settings import Settings
@@ -99,13 +99,19 @@ class NepseClient:
             work.request_done()
         return body
 
-    async def get_pages(self, path: str, params: dict[str, Any], page_size: int, max_pages: int) -> list[Any]:
-        """Every row of a Spring-paged endpoint, checking each page against its own metadata."""
+    async def get_pages(self, path: str, params: dict[str, Any], page_size: int, max_pages: int,
+                        convert: Callable[[list[Any]], Any] | None = None) -> list[Any]:
+        """Every row of a Spring-paged endpoint, checking each page against its own metadata. With `convert`,
+        each page's rows are handed to it as the page arrives and the list holds what it returned, one item
+        a page (the decoded JSON of a page need not outlive it)."""
         rows: list[Any] = []
         for page in range(max_pages):
             body = await self.get_json(path, {**params, "size": page_size, "page": page},
                                        validate=lambda b, p=page: check_spring_page(b, p))
-            rows.extend(body["content"])
+            if convert is None:
+                rows.extend(body["content"])
+            else:
+                rows.append(convert(body["content"]))
             total_pages = int(body.get("totalPages", 0))
             if body.get("last", True) or not body["content"] or page + 1 >= total_pages:
                 return rows
@@ -119,6 +125,7 @@ class NepseClient:
     async def _with_retries(self, attempt_once: Callable[[], Any]) -> Any:
         attempt = 1
         while True:
+            retrying = RETRYING.set(attempt > 1)  # a retry goes before this type's fresh requests
             try:
                 result = await attempt_once()
                 self._strain.record(0)
@@ -130,9 +137,11 @@ class NepseClient:
                     raise
                 wait = self.policy.wait_seconds(error, attempt, self._rng)
                 logger.debug(f"{error.detail}; retry {attempt} in {wait:.2f}s")
-                self.stats.retries += 1
-                attempt += 1
-                await asyncio.sleep(wait)
+            finally:
+                RETRYING.reset(retrying)
+            self.stats.retries += 1
+            attempt += 1
+            await asyncio.sleep(wait)
 
     def _note_failure(self, error: FetchError) -> None:
         if self._strain.record(STRAIN_WEIGHTS.get(error.action, 0)):

@@ -24,18 +24,20 @@ import hashlib
 import socket
 import ssl
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import aiohttp
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
-from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID
 from loguru import logger
 
 from etl.budget import HostBudget
 from etl.failures import FetchError
 from etl.settings import Settings
+
+if TYPE_CHECKING:
+    # Imported where the chain is completed (the parent, once per run): the extract processes only build
+    # contexts, and cryptography would cost each of them ~15 MB.
+    from cryptography import x509
 
 # An intermediate certificate is 1-3 KB; anything much larger is not one.
 MAX_ISSUER_BYTES = 64 * 1024
@@ -99,6 +101,9 @@ async def complete_chain(settings: Settings, budget: HostBudget) -> None:
     except (OSError, asyncio.TimeoutError) as exc:
         logger.debug(f"TLS check of {host} skipped: {exc}")
         return
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
     unverified = ssl.create_default_context()
     unverified.check_hostname = False
     unverified.verify_mode = ssl.CERT_NONE
@@ -136,6 +141,9 @@ async def _handshake(host: str, port: int, context: ssl.SSLContext, timeout: flo
 
 
 def _issuer_url(leaf: x509.Certificate, host: str) -> str:
+    from cryptography import x509
+    from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID
+
     try:
         access = leaf.extensions.get_extension_for_oid(ExtensionOID.AUTHORITY_INFORMATION_ACCESS).value
     except x509.ExtensionNotFound:
@@ -173,6 +181,9 @@ async def _fetch_issuer(url: str, host: str, settings: Settings, budget: HostBud
 
 def _parse_certificates(body: bytes) -> list[x509.Certificate]:
     """CA Issuers URLs serve DER, PEM or a PKCS#7 bundle; whatever does not parse yields nothing."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import pkcs7
+
     loaders = (lambda b: [x509.load_der_x509_certificate(b)], x509.load_pem_x509_certificates,
                pkcs7.load_der_pkcs7_certificates, pkcs7.load_pem_pkcs7_certificates)
     for load in loaders:
@@ -185,6 +196,9 @@ def _parse_certificates(body: bytes) -> list[x509.Certificate]:
 
 def _pick_issuer(leaf: x509.Certificate, candidates: list[x509.Certificate], url: str, host: str) -> x509.Certificate:
     """The candidate that is a CA and signed `leaf`; anything else is a wrong AIA target."""
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+
     if not candidates:
         raise FetchError("tls_error", advice(host, f"{url} (its certificate's CA Issuers URL) did not answer a "
                                                    "certificate"))
@@ -207,6 +221,8 @@ def _pick_issuer(leaf: x509.Certificate, candidates: list[x509.Certificate], url
 
 
 def _save(pem: str, certificate: x509.Certificate, directory: Path) -> Path:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
     directory.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256(certificate.public_bytes(Encoding.DER)).hexdigest()[:16]
     path = directory / f"{digest}.pem"

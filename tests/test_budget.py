@@ -17,6 +17,7 @@ import pytest
 from etl import budget as budget_module
 from etl.budget import (
     CURRENT_WORK,
+    RETRYING,
     HostBudget,
     HostLedger,
     ProcessPacer,
@@ -184,8 +185,9 @@ def test_four_processes_never_exceed_the_host_rate(method: str, tmp_path: Path) 
     every = [t for per_process in starts.values() for t in per_process]
     assert len(every) == 120
     assert max_in_window(every) <= 20
-    # 120 starts at 20/s need 119 intervals of ~1/20 s: the budget is used, not wasted.
-    assert max(every) - min(every) == pytest.approx(119 * 1.03 / 20, rel=0.1)
+    # 120 starts at 20/s need 119 intervals of ~1/20 s: the budget is used, not wasted (the upper bound is
+    # loose: on a loaded machine a process may wake late; the virtual-time tests check the pace exactly).
+    assert 119 / 20 <= max(every) - min(every) <= 1.5 * 119 * 1.03 / 20
 
 
 def test_two_runs_on_one_host_keep_to_the_smaller_budget(tmp_path: Path) -> None:
@@ -332,6 +334,29 @@ def test_process_pacer_spaces_starts_and_caps_in_flight() -> None:
     assert peak == 2
     gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
     assert min(gaps) >= 0.045
+
+
+def test_a_retry_goes_before_the_fresh_requests_of_its_type() -> None:
+    loop = VirtualTimeLoop()
+    pacer = ProcessPacer(concurrency=1, pacing_s=0.0)
+    order: list[str] = []
+
+    async def request(name: str, retry: bool) -> None:
+        RETRYING.set(retry)
+        async with pacer:
+            order.append(name)
+            await asyncio.sleep(0.1)
+
+    async def story() -> None:
+        first = asyncio.create_task(request("first", False))
+        await asyncio.sleep(0)
+        fresh = [asyncio.create_task(request(f"fresh {i}", False)) for i in range(3)]
+        await asyncio.sleep(0)
+        retry = asyncio.create_task(request("retry", True))  # its backoff is over: it goes next
+        await asyncio.gather(first, *fresh, retry)
+
+    run_virtual(story(), loop)
+    assert order == ["first", "retry", "fresh 0", "fresh 1", "fresh 2"]
 
 
 def test_strain_detector_fires_on_a_burst_not_on_scattered_failures() -> None:

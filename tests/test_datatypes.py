@@ -122,3 +122,35 @@ def test_universe_is_active_companies_with_trimmed_symbols() -> None:
     rows = SECURITIES.parse(records)
     assert [c.symbol for c in active_companies(rows)] == ["NABIL", "NICAD85/86"]
     assert rows[3]["security_id"] == 4
+
+
+def _price(day: str, **overrides: object) -> dict:
+    record = {"businessDate": day, "totalTrades": 16, "totalTradedQuantity": 3778, "totalTradedValue": 964523.1,
+              "highPrice": 257.0, "lowPrice": 252.2, "closePrice": 255.3}
+    return {**record, **overrides}
+
+
+@pytest.mark.parametrize("odd", [
+    {"closePrice": "1,234.5"}, {"closePrice": "abc"}, {"highPrice": True}, {"totalTrades": 2.5},
+    {"totalTrades": 3.0}, {"lowPrice": None}, {"businessDate": "2026-02-30"}, {"businessDate": " 2026-01-05 "},
+    {"businessDate": "2026-01-05T00:00:00"}, {"volume_unknown_key": 1}, {"closePrice": float("nan")},
+])
+def test_price_pages_in_columns_match_the_row_parser_whatever_a_page_holds(odd: dict) -> None:
+    from etl.datatypes.base import Pages, rows_to_table
+    from etl.datatypes.prices import PRICES, parse_columns
+
+    clean = [_price(f"2026-01-{day:02d}") for day in range(1, 11)]
+    odd_page = [*clean[:3], _price("2026-01-20", **odd), *clean[3:5]]
+    row_by_row = rows_to_table(PRICES.parse(clean + odd_page, NABIL), PRICES, "t")
+    pages = Pages(PRICES.page_converter(NABIL)(page) for page in (clean, odd_page))
+    assert parse_columns(clean, NABIL) is not None  # the clean page took the columnar path
+    assert PRICES.to_table(pages, NABIL, "t").equals(row_by_row)
+    assert PRICES.to_table(clean + odd_page, NABIL, "t").equals(row_by_row)
+
+
+def test_a_price_page_that_is_not_a_list_of_objects_goes_to_the_row_parser() -> None:
+    from etl.datatypes.prices import PRICES, parse_columns
+
+    assert parse_columns([_price("2026-01-01"), "junk"], NABIL) is None
+    table = PRICES.to_table([_price("2026-01-01"), "junk"], NABIL, "t")
+    assert table.column(REJECT_REASON).to_pylist() == [None, "record is a str, not an object"]

@@ -20,7 +20,6 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 if TYPE_CHECKING:
     import polars as pl
@@ -94,12 +93,30 @@ class DataType:
 
     def to_table(self, records: Any, company: Company, fetched_at: str) -> pa.Table:
         """The records as a raw-zone table: columns in one step when they are clean, else row by row."""
-        table = self.parse_columns(records, company) if self.parse_columns is not None else None
+        if isinstance(records, Pages):
+            return pa.concat_tables([self.to_table(page, company, fetched_at) for page in records])
+        table = records if isinstance(records, pa.Table) else self.own_columns(records, company)
         if table is None:
             return rows_to_table(self.parse(records, company), self, fetched_at)
         rows = table.num_rows
         return table.append_column(FETCHED_AT, pa.repeat(pa.scalar(fetched_at), rows)).append_column(
             REJECT_REASON, pa.nulls(rows, pa.string()))
+
+    def own_columns(self, records: Any, company: Company) -> pa.Table | None:
+        return self.parse_columns(records, company) if self.parse_columns is not None else None
+
+    def page_converter(self, company: Company) -> Callable[[list[Any]], Any]:
+        """For `NepseClient.get_pages`: each page as the type's columns when it is clean, else kept as it came."""
+
+        def convert(records: list[Any]) -> Any:
+            table = self.own_columns(records, company)
+            return records if table is None else table
+
+        return convert
+
+
+class Pages(list):  # type: ignore[type-arg]
+    """A paged type's records, one item per page: the page's table, or its records for the row parser."""
 
 
 def rows_to_table(rows: list[Row], data_type: DataType, fetched_at: str) -> pa.Table:
@@ -213,6 +230,7 @@ def parse_each(records: Iterable[Any], parse_one: Callable[[dict], Row | None], 
 
 
 # ---- the columnar fast path: whole columns checked with Arrow compute instead of a function per row.
+# pyarrow.compute is imported where it is used: it costs ~10 MB, and only the prices process needs it.
 # Each returns None when a value is anything the row parser would treat specially (a string number, a
 # bool, NaN, a date with a time or padding it has to clean): the page then goes through `parse`, which
 # keeps every per-row check and message.
@@ -228,13 +246,21 @@ def source_columns(records: Any, keys: Iterable[str]) -> dict[str, pa.Array] | N
     """The given keys of a list of JSON objects as Arrow arrays, each column's type inferred by Arrow."""
     if not isinstance(records, list) or not records:
         return None
+    columns = {}
     try:
-        return {key: pa.array([record.get(key) for record in records]) for key in keys}
+        for key in keys:
+            values = [record.get(key) for record in records]
+            if bool in set(map(type, values)):
+                return None  # Arrow would read True as 1.0
+            columns[key] = pa.array(values)
     except (pa.ArrowException, TypeError, AttributeError, OverflowError, ValueError):
         return None  # a record that is not an object, or a column of mixed kinds
+    return columns
 
 
 def float_column(array: pa.Array) -> pa.Array | None:
+    import pyarrow.compute as pc
+
     if pa.types.is_null(array.type):
         return pa.nulls(len(array), pa.float64())
     if not (pa.types.is_integer(array.type) or pa.types.is_floating(array.type)):
@@ -248,6 +274,8 @@ def float_column(array: pa.Array) -> pa.Array | None:
 
 
 def int_column(array: pa.Array) -> pa.Array | None:
+    import pyarrow.compute as pc
+
     if pa.types.is_null(array.type) or pa.types.is_integer(array.type):
         return array.cast(pa.int64())
     numbers = float_column(array)
@@ -261,12 +289,14 @@ _ISO_DAY = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 
 def iso_date_column(array: pa.Array) -> pa.Array | None:
     """Plain 'YYYY-MM-DD' strings that are real days; anything else goes to the row parser."""
+    import pyarrow.compute as pc
+
     if pa.types.is_null(array.type):
         return pa.nulls(len(array), pa.string())
     if not pa.types.is_string(array.type) or not pc.all(pc.match_substring_regex(array, _ISO_DAY)).as_py():
         return None
     try:
-        pc.strptime(array, format="%Y-%m-%d", unit="s")
+        array.cast(pa.date32())  # a real calendar day (strptime would roll 02-30 over into March)
     except pa.ArrowException:
         return None
     return array

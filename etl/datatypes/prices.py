@@ -13,6 +13,7 @@ from etl.datatypes.base import (
     Company,
     DataType,
     FetchWindow,
+    Pages,
     Row,
     Rule,
     any_of,
@@ -51,7 +52,8 @@ SCHEMA = pa.schema([
 async def fetch(client: NepseClient, company: Company, window: FetchWindow) -> list[Any]:
     params = {"startDate": window.since.isoformat(), "endDate": window.until.isoformat()}
     path = api.PRICE_HISTORY_PATH.format(id=company.security_id)
-    return await client.get_pages(path, params, client.settings.page_size, client.settings.max_pages)
+    return Pages(await client.get_pages(path, params, client.settings.page_size, client.settings.max_pages,
+                                        convert=PRICES.page_converter(company)))
 
 
 def parse(records: Any, company: Company) -> list[Row]:
