@@ -28,7 +28,7 @@ from loguru import logger
 from etl import datatypes
 from etl.budget import HostBudget, WorkMeter
 from etl.client import NepseClient, StopRequested
-from etl.datatypes.base import Company, DataType
+from etl.datatypes.base import Company, DataType, rows_to_table  # noqa: F401 - rows_to_table lived here
 from etl.failures import FetchError
 from etl.logs import emit_event, install_child_logging
 from etl.plan import WorkItem, covered_until, expected_requests

@@ -70,7 +70,7 @@ def test_reports_periods_years_and_a_null_report() -> None:
 
 def test_a_report_without_modified_date_is_stored_unflagged(tmp_path) -> None:
     """Real report records carry no modifiedDate: the column stays null and nothing complains."""
-    from etl.extract import rows_to_table
+    from etl.datatypes.base import rows_to_table
     from etl.load import load_all
     from etl.rawzone import RawZone
 
