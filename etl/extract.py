@@ -25,7 +25,7 @@ from loguru import logger
 
 from etl import datatypes
 from etl.budget import HostBudget
-from etl.client import NepseClient, StopRequested
+from etl.client import ClientConfig, NepseClient, StopRequested
 from etl.datatypes.base import FETCHED_AT, REJECT_REASON, Company, DataType, Row
 from etl.failures import FetchError
 from etl.logs import emit_event, install_child_logging
@@ -169,7 +169,7 @@ async def extract_type(job: TypeJob, budget: HostBudget, stop_requested: Any) ->
     queue: asyncio.Queue[WorkItem] = asyncio.Queue()
     for item in job.items:
         queue.put_nowait(item)
-    async with NepseClient(job.settings, budget, stop_check=stop_requested) as client:
+    async with NepseClient(ClientConfig.from_settings(job.settings), budget, stop_check=stop_requested) as client:
         workers = [asyncio.create_task(_worker(queue, client, data_type, zone, job, result))
                    for _ in range(min(job.settings.concurrency, len(job.items)))]
         await asyncio.gather(*workers)

@@ -23,7 +23,7 @@ from rich.console import Console
 
 from etl import datatypes, tls
 from etl.budget import HostBudget
-from etl.client import NepseClient
+from etl.client import ClientConfig, NepseClient
 from etl.datatypes.base import Company
 from etl.datatypes.securities import SECURITIES, active_companies
 from etl.extract import ExtractPool, TypeJob, rows_to_table
@@ -35,7 +35,7 @@ from etl.procs import children_start_deaf_to_ctrl_c
 from etl.progress import choose_mode, make_display, render_summary
 from etl.rawzone import RawZone
 from etl.report import TYPE_DEFAULTS, exit_code_for, record_run, write_report
-from etl.settings import ConfigError, Settings, settings_as_dict
+from etl.settings import ConfigError, Settings, settings_as_dict, source_of
 
 
 class HostProblem(Exception):
@@ -92,7 +92,7 @@ def output_lock(output: Path) -> Iterator[None]:
 
 async def _fetch_company_list(context: RunContext, budget: HostBudget) -> Any:
     await tls.complete_chain(context.settings, budget)
-    async with NepseClient(context.settings, budget) as client:
+    async with NepseClient(ClientConfig.from_settings(context.settings), budget) as client:
         try:
             return await SECURITIES.fetch(client, None, None)  # type: ignore[arg-type]
         finally:
@@ -235,8 +235,17 @@ def build_report(context: RunContext, extract: dict[str, dict[str, Any]], loads:
     return report
 
 
+def selected_types(settings: Settings) -> tuple[str, ...]:
+    """The run's types, checked against the registry: every registered type unless --types names some."""
+    try:
+        return tuple(data_type.name for data_type in datatypes.select(settings.types))
+    except ValueError as exc:
+        raise ConfigError(f"{source_of(settings, 'types')}={','.join(settings.types)!r}: {exc}") from None
+
+
 def run(settings: Settings, console: Console | None = None) -> int:
     console = console or Console(highlight=False)
+    type_names = selected_types(settings)
     with output_lock(settings.output):
         if settings.db_path.exists():
             open_database(settings.db_path).close()  # refuse a locked or foreign database before fetching
@@ -247,7 +256,7 @@ def run(settings: Settings, console: Console | None = None) -> int:
         ctx = multiprocessing.get_context(settings.start_method)
         with LogHub(context.log_path, on_record=display.handle, ctx=ctx) as hub, display, _maybe_demo(settings) as url:
             context.settings = settings = replace(settings, base_url=url) if url else settings
-            report = _run_stages(context, hub, ctx)
+            report = _run_stages(context, hub, ctx, type_names)
         if report is None:
             return 0
         write_report(report, settings.output / "runs")
@@ -272,9 +281,9 @@ def _maybe_demo(settings: Settings) -> Iterator[str | None]:
         yield simulator.base_url
 
 
-def _run_stages(context: RunContext, hub: LogHub, ctx: multiprocessing.context.BaseContext) -> dict | None:
+def _run_stages(context: RunContext, hub: LogHub, ctx: multiprocessing.context.BaseContext,
+                type_names: tuple[str, ...]) -> dict | None:
     settings = context.settings
-    type_names = settings.selected_types
     with children_start_deaf_to_ctrl_c():  # its lock may start multiprocessing's resource tracker
         budget = HostBudget(settings.max_rps, settings.host_floor_rps, settings.recover_after, ctx)
     extract: dict[str, dict[str, Any]] = {}

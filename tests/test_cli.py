@@ -129,6 +129,13 @@ def test_unknown_symbol(tmp_path: Path, simulator: SimulatorProcess, sim_data: S
     _assert_usage_error(result, "unknown symbol ZZZZZZ")
 
 
+def test_an_unknown_type_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    output = tmp_path / "out"
+    _assert_usage_error(run_cli("--types", "prices,foo", "--output", str(output), cwd=tmp_path),
+                        "--types='prices,foo': unknown type foo; choose from prices, reports, dividends, profiles")
+    assert not output.exists()
+
+
 def test_bad_dotenv_value_in_the_working_directory(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("NEPSE_MAX_RPS=lots\n")
     _assert_usage_error(run_cli("--dry-run", cwd=tmp_path), "NEPSE_MAX_RPS in .env='lots'")

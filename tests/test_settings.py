@@ -23,7 +23,7 @@ def resolve(argv: list[str], env: dict[str, str] | None = None, dotenv: str | No
 
 def test_defaults() -> None:
     settings = resolve([])
-    assert settings.selected_types == ("prices", "reports", "dividends", "profiles")
+    assert settings.types == ()  # every registered type: see test_pipeline's type selection
     assert (settings.max_rps, settings.concurrency, settings.pacing) == (5.0, 5, 0.2)
     assert settings.tls_verify is True
     since, until = settings.window
@@ -46,7 +46,7 @@ def test_insecure_and_tls_verify_variable() -> None:
 
 
 @pytest.mark.parametrize(("argv", "env", "fragment"), [
-    (["--types", "prices,foo"], {}, "unknown type foo"),
+    (["--types", " , "], {}, "name at least one data type"),
     (["--since", "2025-02-30"], {}, "expected a date as YYYY-MM-DD"),
     (["--limit", "0"], {}, "at least 1"),
     (["--max-rps", "fast"], {}, "expected a number"),
