@@ -20,8 +20,8 @@ from loguru import logger
 
 from etl import api, tls
 from etl.budget import HostBudget, ProcessPacer, RateChange, StrainDetector
+from etl.events import RateChanged, emit
 from etl.failures import STRAIN_WEIGHTS, Action, FetchError, RetryPolicy, status_outcome
-from etl.logs import emit_event
 from etl.paging import Paginator
 from etl.payloads import BodyCheck, check_prove_body, parse_json_body
 
@@ -242,5 +242,5 @@ class NepseClient:
 
 def _log_rate_change(change: RateChange) -> None:
     direction = "halved" if change.new_rate < change.old_rate else "raised"
-    emit_event("rate_changed", rate=round(change.new_rate, 3), old_rate=round(change.old_rate, 3),
-               reason=f"host rate {direction}: {change.reason}")
+    emit(RateChanged(rate=round(change.new_rate, 3), old_rate=round(change.old_rate, 3),
+                     reason=f"host rate {direction}: {change.reason}"))

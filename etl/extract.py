@@ -27,8 +27,9 @@ from etl import datatypes
 from etl.budget import HostBudget
 from etl.client import ClientConfig, NepseClient, StopRequested
 from etl.datatypes.base import FETCHED_AT, REJECT_REASON, Company, DataType, Row
+from etl.events import CompanyDone, CompanyFailed, TypeEnd, TypeStart, emit
 from etl.failures import FetchError
-from etl.logs import emit_event, install_child_logging
+from etl.logs import install_child_logging
 from etl.plan import WorkItem, covered_until
 from etl.procs import children_start_deaf_to_ctrl_c, die_with_parent, ignore_ctrl_c
 from etl.rawzone import RawZone, UnsafeSymbol, read_meta
@@ -164,7 +165,7 @@ async def extract_type(job: TypeJob, budget: HostBudget, stop_requested: Any) ->
     zone = RawZone(job.settings.output)
     result = TypeResult(job.type_name, companies_total=len(job.items) + job.skipped,
                         companies_skipped=job.skipped)
-    emit_event("type_start", type=job.type_name, total=len(job.items), skipped=job.skipped, budget_rps=budget.max_rate)
+    emit(TypeStart(type=job.type_name, total=len(job.items), skipped=job.skipped, budget_rps=budget.max_rate))
     started = time.monotonic()
     queue: asyncio.Queue[WorkItem] = asyncio.Queue()
     for item in job.items:
@@ -178,8 +179,8 @@ async def extract_type(job: TypeJob, budget: HostBudget, stop_requested: Any) ->
     result.throttle_events, result.auth_calls = stats.throttle_events, stats.auth_calls
     result.elapsed_s = time.monotonic() - started
     result.interrupted = bool(stop_requested())
-    emit_event("type_end", type=job.type_name, requests=result.requests, retries=result.retries,
-               throttle_events=result.throttle_events)
+    emit(TypeEnd(type=job.type_name, requests=result.requests, retries=result.retries,
+                 throttle_events=result.throttle_events))
     return result
 
 
@@ -198,18 +199,16 @@ async def _worker(queue: asyncio.Queue[WorkItem], client: NepseClient, data_type
         else:
             result.companies_ok += 1
             result.rows_fetched += rows
-            emit_event("company_done", type=job.type_name,
-                       symbol=item.company.symbol, rows=rows, requests=client.stats.requests,
-                       retries=client.stats.retries)
+            emit(CompanyDone(type=job.type_name, symbol=item.company.symbol, rows=rows,
+                             requests=client.stats.requests, retries=client.stats.retries))
 
 
 def _record_failure(result: TypeResult, company: Company, reason: str, attempts: int, client: NepseClient) -> None:
     result.companies_failed += 1
     result.errors.append({"type": result.type_name, "symbol": company.symbol, "reason": reason,
                           "attempts": attempts})
-    emit_event("company_failed", level="WARNING", type=result.type_name,
-               symbol=company.symbol, reason=reason, attempts=attempts, requests=client.stats.requests,
-               retries=client.stats.retries)
+    emit(CompanyFailed(type=result.type_name, symbol=company.symbol, reason=reason, attempts=attempts,
+                       requests=client.stats.requests, retries=client.stats.retries))
 
 
 async def fetch_company(client: NepseClient, data_type: DataType, zone: RawZone, item: WorkItem,

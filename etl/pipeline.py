@@ -13,7 +13,7 @@ import multiprocessing
 import os
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -34,27 +34,20 @@ from etl.plan import ResumeState, TypePlan, job_fingerprint, plan_type
 from etl.procs import children_start_deaf_to_ctrl_c
 from etl.progress import choose_mode, make_display, render_summary
 from etl.rawzone import RawZone
-from etl.report import TYPE_DEFAULTS, exit_code_for, record_run, write_report
-from etl.settings import ConfigError, Settings, settings_as_dict, source_of
+from etl.report import RunFacts, build_report, record_run, write_report
+from etl.settings import ConfigError, Settings, source_of
 
 
 class HostProblem(Exception):
     """The API host could not give us the company list: the run cannot start."""
 
 
-@dataclass
-class RunContext:
-    settings: Settings
-    run_id: str
+@dataclass(kw_only=True)
+class RunContext(RunFacts):
+    """The run's facts, and where it writes and speaks."""
+
     zone: RawZone
     console: Console
-    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
-    interrupted: bool = False
-    company_list_requests: int = 0  # the parent's own calls (auth included), for the report
-
-    @property
-    def log_path(self) -> Path:
-        return self.settings.output / "logs" / f"{self.run_id}.log"
 
 
 def new_run_id() -> str:
@@ -200,41 +193,6 @@ def run_extract(context: RunContext, plans: list[TypePlan], budget: HostBudget, 
 # ---- the run
 
 
-def build_report(context: RunContext, extract: dict[str, dict[str, Any]], loads: dict[str, LoadCounts],
-                 budget: HostBudget | None, type_names: tuple[str, ...]) -> dict[str, Any]:
-    finished = datetime.now(timezone.utc)
-    types: dict[str, dict[str, Any]] = {}
-    for name in type_names:
-        entry = {**TYPE_DEFAULTS, **{k: v for k, v in extract.get(name, {}).items() if k in TYPE_DEFAULTS}}
-        counts = loads.get(name)
-        if counts is not None:
-            entry.update(new=counts.new, updated=counts.updated, unchanged=counts.unchanged,
-                         quarantined=counts.quarantined, flagged=counts.flagged,
-                         flagged_by_rule=dict(counts.flagged_by_rule))
-        types[name] = entry
-    settings = context.settings
-    report: dict[str, Any] = {
-        "run_id": context.run_id,
-        "started_at": context.started_at.isoformat(timespec="seconds"),
-        "finished_at": finished.isoformat(timespec="seconds"),
-        "elapsed_s": round((finished - context.started_at).total_seconds(), 3),
-        "interrupted": context.interrupted,
-        "arguments": settings_as_dict(settings),
-        "database": str(settings.db_path),
-        "report_path": str(settings.output / "runs" / f"{context.run_id}.json"),
-        "log_path": str(context.log_path),
-        "budget_rps": settings.max_rps,
-        "throttle_events": budget.throttle_events if budget else 0,
-        "company_list_requests": context.company_list_requests,
-        "types": types,
-        "securities": loads["securities"].as_dict() if "securities" in loads else None,
-        "load": {name: counts.as_dict() for name, counts in loads.items()},
-        "bad_files": [path for counts in loads.values() for path in counts.bad_files],
-    }
-    report["exit_code"] = exit_code_for(report)
-    return report
-
-
 def selected_types(settings: Settings) -> tuple[str, ...]:
     """The run's types, checked against the registry: every registered type unless --types names some."""
     try:
@@ -249,7 +207,7 @@ def run(settings: Settings, console: Console | None = None) -> int:
     with output_lock(settings.output):
         if settings.db_path.exists():
             open_database(settings.db_path).close()  # refuse a locked or foreign database before fetching
-        context = RunContext(settings, new_run_id(), RawZone(settings.output), console)
+        context = RunContext(settings, new_run_id(), zone=RawZone(settings.output), console=console)
         mode = choose_mode(settings.quiet)
         configure_parent_logging(context.log_path, console_level=None)
         display = make_display(mode, None if mode == "live" else console, settings.max_rps, settings.verbose)
@@ -297,7 +255,7 @@ def _run_stages(context: RunContext, hub: LogHub, ctx: multiprocessing.context.B
             universe = fetch_universe(context, budget)
         except HostProblem as problem:
             logger.error(str(problem))
-            return _failed_report(context, str(problem), type_names)
+            return build_report(context, {}, {}, 0, type_names, fatal_error=str(problem))
         fingerprint = job_fingerprint(settings, universe)
         if settings.dry_run:
             current = state.read() or {}
@@ -325,15 +283,7 @@ def _run_stages(context: RunContext, hub: LogHub, ctx: multiprocessing.context.B
             context.interrupted = True
             logger.warning("Ctrl-C during the load: the table being loaded was rolled back; the raw zone is "
                            "intact, run with --load-only to finish")
-    report = build_report(context, extract, loads, budget, type_names)
+    report = build_report(context, extract, loads, budget.throttle_events, type_names)
     if job_id is not None and report["exit_code"] == 0:
         state.finish()
     return report
-
-
-def _failed_report(context: RunContext, reason: str, type_names: tuple[str, ...]) -> dict[str, Any]:
-    report = build_report(context, {}, {}, None, type_names)
-    report["fatal_error"] = reason
-    report["exit_code"] = exit_code_for(report)
-    return report
-
