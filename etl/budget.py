@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.context import BaseContext
 from typing import Any
@@ -41,12 +42,15 @@ class HostBudget:
     """Host-wide request-start budget in shared memory; create in the parent, pass to children."""
 
     def __init__(self, max_rps: float, floor_rps: float, recover_after_s: float,
-                 ctx: BaseContext | None = None) -> None:
+                 ctx: BaseContext | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         import multiprocessing
 
         context = ctx or multiprocessing.get_context()
         self._shared: Any = context.Array("d", _FIELDS, lock=True)
         self.recover_after_s = recover_after_s
+        # Every process must read the same clock: the default, CLOCK_MONOTONIC, is system-wide.
+        # Tests pass a virtual one.
+        self._clock = clock
         with self._shared.get_lock():
             self._shared[_RATE] = max_rps
             self._shared[_MAX_RATE] = max_rps
@@ -74,7 +78,7 @@ class HostBudget:
     def _reserve(self) -> float:
         """Take the next FIFO slot; returns its monotonic time."""
         with self._shared.get_lock():
-            now = time.monotonic()
+            now = self._clock()
             slot = max(now, self._shared[_NEXT_SLOT])
             self._shared[_NEXT_SLOT] = slot + self._interval()
             return slot
@@ -82,7 +86,7 @@ class HostBudget:
     def _try_start(self) -> float:
         """Record a start now if the hard guard allows it: 0.0, else seconds to wait."""
         with self._shared.get_lock():
-            now = time.monotonic()
+            now = self._clock()
             earliest = self._shared[_LAST_START] + self._interval()
             if now >= earliest:
                 self._shared[_LAST_START] = now
@@ -93,7 +97,7 @@ class HostBudget:
         """Wait for this process's turn to start one request. Returns a rate recovery, if any."""
         change = self._maybe_recover()
         slot = self._reserve()
-        delay = slot - time.monotonic()
+        delay = slot - self._clock()
         if delay > 0:
             await asyncio.sleep(delay)
         while (wait := self._try_start()) > 0:
@@ -104,7 +108,7 @@ class HostBudget:
         """Halve the host rate (not below the floor). Returns the change, or None if it was
         already halved a moment ago or is at the floor."""
         with self._shared.get_lock():
-            now = time.monotonic()
+            now = self._clock()
             if now - self._shared[_LAST_THROTTLE] < MIN_SECONDS_BETWEEN_HALVINGS:
                 return None
             self._shared[_LAST_THROTTLE] = now
@@ -121,7 +125,7 @@ class HostBudget:
         if shared[_RATE] >= shared[_MAX_RATE]:
             return None
         with shared.get_lock():
-            now = time.monotonic()
+            now = self._clock()
             quiet = now - shared[_LAST_THROTTLE] >= self.recover_after_s
             step_due = now - shared[_LAST_CHANGE] >= self.recover_after_s / 2
             old = shared[_RATE]

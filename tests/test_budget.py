@@ -70,21 +70,53 @@ def test_processes_share_fairly_and_an_early_finisher_leaves_its_share() -> None
     assert (after[-1] - after[0]) / (len(after) - 1) == pytest.approx(1 / 20, rel=0.15)
 
 
+class VirtualClock:
+    """A monotonic clock that moves only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 def test_throttle_halves_down_to_the_floor_then_recovers_stepwise() -> None:
-    budget = HostBudget(max_rps=8, floor_rps=1.5, recover_after_s=0.2)
+    clock = VirtualClock()
+    budget = HostBudget(max_rps=8, floor_rps=1.5, recover_after_s=0.2, clock=clock)
     change = budget.throttle("HTTP 429")
     assert change is not None and (change.old_rate, change.new_rate) == (8, 4)
     assert budget.throttle("again at once") is None  # one bad moment is one signal
+    clock.advance(1.95)
+    assert budget.throttle("still within two seconds") is None
     assert budget.rate == 4 and budget.throttle_events == 1
-    time.sleep(2.05)
+    clock.advance(0.1)
     for _ in range(3):
         budget.throttle("x")
-        time.sleep(2.05)
+        clock.advance(2.05)
     assert budget.rate == 1.5  # 4 -> 2 -> 1.5 (floor)
-    time.sleep(0.25)
-    recovered = asyncio.run(budget.acquire())
-    assert recovered is not None and recovered.new_rate == 3.5  # floor + a quarter of the budget
-    assert budget.rate == 3.5
+    clock.advance(0.1)  # 2.15 s since the last halving attempt
+    assert asyncio.run(budget.acquire()) is not None  # quiet for recover_after: steps up
+    assert budget.rate == 3.5  # floor + a quarter of the budget
+
+
+def test_the_rate_steps_up_only_after_a_quiet_period_and_stops_at_the_budget() -> None:
+    clock = VirtualClock()
+    budget = HostBudget(max_rps=8, floor_rps=1, recover_after_s=10, clock=clock)
+    budget.throttle("HTTP 429")
+    clock.advance(9.9)
+    assert asyncio.run(budget.acquire()) is None and budget.rate == 4  # not quiet long enough
+    clock.advance(0.2)
+    step = asyncio.run(budget.acquire())
+    assert step is not None and (step.old_rate, step.new_rate, step.reason) == (4, 6, "quiet period")
+    clock.advance(4.9)
+    assert asyncio.run(budget.acquire()) is None  # steps are recover_after / 2 apart
+    clock.advance(0.2)
+    assert asyncio.run(budget.acquire()).new_rate == 8
+    clock.advance(60)
+    assert asyncio.run(budget.acquire()) is None and budget.rate == 8  # never above the budget
 
 
 def test_process_pacer_spaces_starts_and_caps_in_flight() -> None:

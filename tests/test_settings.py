@@ -73,7 +73,7 @@ def test_bad_dotenv_value_and_unknown_dotenv_name(tmp_path: Path) -> None:
         resolve([], dotenv="NEPSE_LIMT=10\n", tmp_path=tmp_path)
 
 
-def test_env_example_documents_every_setting() -> None:
+def test_env_example_documents_every_setting(tmp_path: Path) -> None:
     text = (REPO / ".env.example").read_text()
     for spec in SPECS:
         assert f"# {spec.env}=" in text, spec.env
@@ -81,12 +81,9 @@ def test_env_example_documents_every_setting() -> None:
     uncommented = "\n".join(line[2:] for line in text.splitlines() if line.startswith("# NEPSE_"))
     example = "\n".join(line for line in uncommented.splitlines()
                         if not line.startswith(("NEPSE_CA_BUNDLE", "NEPSE_LOAD_ONLY", "NEPSE_EXTRACT_ONLY")))
-    path = REPO / "tests" / ".env-example-check"
-    try:
-        path.write_text(example)
-        settings = resolve_settings([], environ={}, dotenv_path=path)
-    finally:
-        path.unlink(missing_ok=True)
+    path = tmp_path / ".env"
+    path.write_text(example)
+    settings = resolve_settings([], environ={}, dotenv_path=path)
     assert settings.symbols == ("NABIL", "ADBL")
 
 
