@@ -463,9 +463,9 @@ class ItemWork:
         self.done += 1
         self.meter.publish()
 
-    def pages_known(self, page: int, total_pages: int) -> None:
-        """Page `page` (0-based) said there are `total_pages`: the rest of this company is known."""
-        self.expected = self.done + max(0, total_pages - page - 1)
+    def pages_left(self, pages: int) -> None:
+        """The server has said how many pages are still to come: the rest of this company is known."""
+        self.expected = self.done + pages
         self.meter.publish()
 
 

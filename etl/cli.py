@@ -6,13 +6,26 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from etl.errors import DatabaseNotUsable
 from etl.report import EXIT_INTERRUPTED, EXIT_USAGE
 from etl.settings import ConfigError, resolve_settings
 
+# The one table from what ended a run early to its exit code; each prints one line, never a traceback.
+# Anything else is a bug and crashes loudly. (A finished run's code comes from its report: etl.report.)
+EXIT_CODES: dict[type[BaseException], int] = {
+    ConfigError: EXIT_USAGE,
+    DatabaseNotUsable: EXIT_USAGE,
+    KeyboardInterrupt: EXIT_INTERRUPTED,
+}
+INTERRUPTED = "interrupted: re-run the same command to resume"
 
-def fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr, flush=True)
-    return EXIT_USAGE
+
+def exit_code_of(exc: BaseException) -> int:
+    return next(code for kind, code in EXIT_CODES.items() if isinstance(exc, kind))
+
+
+def _one_line(exc: BaseException) -> str:
+    return INTERRUPTED if isinstance(exc, KeyboardInterrupt) else f"error: {exc}"
 
 
 def _terminate_gracefully(signum: int, frame: object) -> None:
@@ -20,22 +33,21 @@ def _terminate_gracefully(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _run(argv: Sequence[str] | None) -> int:
+    settings = resolve_settings(argv)
+    signal.signal(signal.SIGTERM, _terminate_gracefully)
+    from etl.pipeline import run  # after validation: bad flags answer fast, before heavy imports
+
+    return run(settings)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C is KeyboardInterrupt from here on
     try:
-        settings = resolve_settings(argv)
-    except ConfigError as exc:
-        return fail(str(exc))
-    signal.signal(signal.SIGTERM, _terminate_gracefully)
-    try:
-        from etl.pipeline import run  # after validation: bad flags answer fast, before heavy imports
-
-        return run(settings)
-    except ConfigError as exc:
-        return fail(str(exc))
-    except KeyboardInterrupt:
-        print("interrupted: re-run the same command to resume", file=sys.stderr, flush=True)
-        return EXIT_INTERRUPTED
+        return _run(argv)
+    except tuple(EXIT_CODES) as exc:
+        print(_one_line(exc), file=sys.stderr, flush=True)
+        return exit_code_of(exc)
 
 
 if __name__ == "__main__":

@@ -7,12 +7,12 @@ failure becomes a FetchError whose outcome key is looked up in `failures.OUTCOME
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -20,11 +20,13 @@ from loguru import logger
 
 from etl import api, tls
 from etl.budget import CURRENT_WORK, RETRYING, HostBudget, ProcessPacer, RateChange, StrainDetector
+from etl.events import RateChanged, emit
 from etl.failures import STRAIN_WEIGHTS, Action, FetchError, RetryPolicy, status_outcome
-from etl.logs import emit_event
-from etl.settings import Settings
+from etl.paging import Paginator
+from etl.payloads import BodyCheck, check_prove_body, parse_json_body
 
-Validator = Callable[[Any], None]
+if TYPE_CHECKING:
+    from etl.settings import Settings
 
 
 class StopRequested(Exception):
@@ -37,6 +39,29 @@ class ClientStats:
     retries: int = 0
     throttle_events: int = 0
     auth_calls: int = 0
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """The settings the client uses; each field is the `Settings` field of the same name."""
+
+    base_url: str
+    output: Path = Path("output")  # where the run keeps the TLS intermediates it fetched
+    tls_verify: bool = True
+    ca_bundle: Path | None = None
+    timeout: float = 30.0
+    concurrency: int = 5
+    pacing: float = 0.2
+    max_attempts: int = 6
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+    max_body_mb: float = 32.0
+    page_size: int = 500
+    max_pages: int = 200
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ClientConfig:
+        return cls(**{item.name: getattr(settings, item.name) for item in fields(cls)})
 
 
 def _retry_after_seconds(headers: Any) -> float | None:
@@ -52,31 +77,33 @@ def _retry_after_seconds(headers: Any) -> float | None:
 class NepseClient:
     """Use as `async with NepseClient(...) as client:` inside one event loop."""
 
-    def __init__(self, settings: Settings, budget: HostBudget, *, stop_check: Callable[[], bool] | None = None,
+    def __init__(self, config: ClientConfig, budget: HostBudget, *, stop_check: Callable[[], bool] | None = None,
                  on_rate_change: Callable[[RateChange], None] | None = None, seed: int | None = None) -> None:
-        self.settings = settings
-        self.base_url = settings.base_url
-        self.host = urlsplit(settings.base_url).netloc
+        self.config = config
+        self.base_url = config.base_url
+        self.host = urlsplit(config.base_url).netloc
+        self.page_size = config.page_size
+        self.max_pages = config.max_pages
         self.budget = budget
-        self.pacer = ProcessPacer(settings.concurrency, settings.pacing)
-        self.policy = RetryPolicy(settings.max_attempts, settings.backoff_base, settings.backoff_cap)
+        self.pacer = ProcessPacer(config.concurrency, config.pacing)
+        self.policy = RetryPolicy(config.max_attempts, config.backoff_base, config.backoff_cap)
         self.stats = ClientStats()
         self._stop_check = stop_check or (lambda: False)
         self._on_rate_change = on_rate_change or _log_rate_change
         self._strain = StrainDetector()
         self._rng = random.Random(seed)
-        self._max_body = int(settings.max_body_mb * 1024 * 1024)
+        self._max_body = int(config.max_body_mb * 1024 * 1024)
         self._session: aiohttp.ClientSession | None = None
         self._token: str | None = None
         self._token_time = 0.0
         self._token_lock = asyncio.Lock()
 
     async def __aenter__(self) -> NepseClient:
-        connector = aiohttp.TCPConnector(limit=self.settings.concurrency + 1, ssl=tls.client_context(self.settings))
+        connector = aiohttp.TCPConnector(limit=self.config.concurrency + 1, ssl=tls.client_context(self.config))
         self._session = aiohttp.ClientSession(
             headers=api.browser_headers(self.base_url),
             connector=connector,
-            timeout=aiohttp.ClientTimeout(total=self.settings.timeout),
+            timeout=aiohttp.ClientTimeout(total=self.config.timeout),
         )
         # aiohttp silently resends an idempotent request once when the server drops the connection.
         # That resend would bypass the host budget and our retry table, so turn it off (no public switch).
@@ -91,34 +118,31 @@ class NepseClient:
     # ---- public calls
 
     async def get_json(self, path: str, params: dict[str, Any] | None = None,
-                       validate: Validator | None = None) -> Any:
-        """GET an authenticated /api/nots path, retrying as OUTCOMES says."""
+                       validate: BodyCheck | None = None) -> Any:
+        """GET an authenticated /api/nots path, retrying as OUTCOMES says; returns what `validate`
+        returns (the decoded body when there is no check)."""
         body = await self._with_retries(lambda: self._authed_get(path, params, validate))
         work = CURRENT_WORK.get()
         if work is not None:
             work.request_done()
         return body
 
-    async def get_pages(self, path: str, params: dict[str, Any], page_size: int, max_pages: int,
+    async def get_pages(self, path: str, params: dict[str, Any], paginator: Paginator,
                         convert: Callable[[list[Any]], Any] | None = None) -> list[Any]:
-        """Every row of a Spring-paged endpoint, checking each page against its own metadata. With `convert`,
-        each page's rows are handed to it as the page arrives and the list holds what it returned, one item
-        a page (the decoded JSON of a page need not outlive it)."""
+        """Every row of a paged endpoint, page by page as the paginator asks (each page retried alone). With
+        `convert`, each page's rows are handed to it as the page arrives and the list holds what it returned,
+        one item a page (the decoded JSON of a page need not outlive it)."""
         rows: list[Any] = []
-        for page in range(max_pages):
-            body = await self.get_json(path, {**params, "size": page_size, "page": page},
-                                       validate=lambda b, p=page: check_spring_page(b, p))
+        while (request := paginator.next_request()) is not None:
+            content = await self.get_json(path, {**params, **request}, validate=paginator.update)
             if convert is None:
-                rows.extend(body["content"])
+                rows.extend(content)
             else:
-                rows.append(convert(body["content"]))
-            total_pages = int(body.get("totalPages", 0))
-            if body.get("last", True) or not body["content"] or page + 1 >= total_pages:
-                return rows
+                rows.append(convert(content))
             work = CURRENT_WORK.get()
-            if work is not None:
-                work.pages_known(page, total_pages)
-        raise FetchError("too_many_pages", f"more than {max_pages} pages (the server never said 'last')")
+            if work is not None and paginator.pages_left is not None:
+                work.pages_left(paginator.pages_left)  # the plan's guess, corrected by the server's count
+        return rows
 
     # ---- retries and auth
 
@@ -151,7 +175,7 @@ class NepseClient:
                 self.stats.throttle_events += 1
                 self._on_rate_change(change)
 
-    async def _authed_get(self, path: str, params: dict[str, Any] | None, validate: Validator | None) -> Any:
+    async def _authed_get(self, path: str, params: dict[str, Any] | None, validate: BodyCheck | None) -> Any:
         token = await self._access_token()
         try:
             return await self._request("GET", path, params=params, headers=api.auth_header(token),
@@ -177,7 +201,7 @@ class NepseClient:
     # ---- one request
 
     async def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-                       headers: dict[str, str] | None = None, validate: Validator | None = None) -> Any:
+                       headers: dict[str, str] | None = None, validate: BodyCheck | None = None) -> Any:
         if self._stop_check():
             raise StopRequested()
         assert self._session is not None, "use NepseClient as an async context manager"
@@ -190,9 +214,7 @@ class NepseClient:
             body = await self._send(method, path, params, headers)
         logger.debug(f"{method} {path} {params or ''} -> {len(body):,} bytes in {time.monotonic() - started:.3f}s")
         data = parse_json_body(body)
-        if validate is not None:
-            validate(data)
-        return data
+        return data if validate is None else validate(data)
 
     async def _send(self, method: str, path: str, params: dict[str, Any] | None,
                     headers: dict[str, str] | None) -> bytes:
@@ -217,19 +239,19 @@ class NepseClient:
         except (aiohttp.ClientPayloadError, aiohttp.ClientOSError, aiohttp.ClientConnectionError) as exc:
             raise FetchError("connection_error", f"connection error: {type(exc).__name__}") from None
         except asyncio.TimeoutError:
-            raise FetchError("timeout", f"no answer within {self.settings.timeout:g}s") from None
+            raise FetchError("timeout", f"no answer within {self.config.timeout:g}s") from None
 
     async def _read_capped(self, response: aiohttp.ClientResponse) -> bytes:
         declared = response.content_length
         if declared is not None and declared > self._max_body:
             raise FetchError("body_too_large", f"response of {declared:,} bytes is over the "
-                             f"{self.settings.max_body_mb:g} MB cap (NEPSE_MAX_BODY_MB)")
+                             f"{self.config.max_body_mb:g} MB cap (NEPSE_MAX_BODY_MB)")
         chunks: list[bytes] = []
         size = 0
         async for chunk in response.content.iter_chunked(65536):
             size += len(chunk)
             if size > self._max_body:
-                raise FetchError("body_too_large", f"response over the {self.settings.max_body_mb:g} MB cap "
+                raise FetchError("body_too_large", f"response over the {self.config.max_body_mb:g} MB cap "
                                  "(NEPSE_MAX_BODY_MB)")
             chunks.append(chunk)
         return b"".join(chunks)
@@ -237,55 +259,5 @@ class NepseClient:
 
 def _log_rate_change(change: RateChange) -> None:
     direction = "halved" if change.new_rate < change.old_rate else "raised"
-    emit_event("rate_changed", rate=round(change.new_rate, 3), old_rate=round(change.old_rate, 3),
-               reason=f"host rate {direction}: {change.reason}")
-
-
-def parse_json_body(body: bytes) -> Any:
-    if not body.strip():
-        raise FetchError("empty_body", "empty 200 response")
-    try:
-        return json.loads(body)
-    except ValueError:
-        raise FetchError("bad_json", "response is not valid JSON") from None
-
-
-def check_prove_body(body: Any) -> None:
-    keys = ("accessToken", "refreshToken", "salt1", "salt2")
-    if not isinstance(body, dict) or any(key not in body for key in keys):
-        raise FetchError("bad_shape", "authentication answer lacks the token fields")
-    try:
-        api.clean_tokens(body)
-    except (ValueError, TypeError) as exc:
-        raise FetchError("bad_shape", f"unusable token: {exc}") from None
-
-
-def check_json_list(body: Any) -> None:
-    if not isinstance(body, list):
-        raise FetchError("bad_shape", f"expected a JSON array, got {type(body).__name__}")
-
-
-def check_json_object(body: Any) -> None:
-    if not isinstance(body, dict):
-        raise FetchError("bad_shape", f"expected a JSON object, got {type(body).__name__}")
-
-
-def check_spring_page(body: Any, page: int) -> None:
-    """A page that contradicts its own metadata is a page NEPSE silently cut short."""
-    if not isinstance(body, dict) or not isinstance(body.get("content"), list):
-        raise FetchError("bad_shape", "expected a Spring page with a 'content' array")
-    content = body["content"]
-    number = body.get("number", page)
-    if int(number) != page:
-        raise FetchError("inconsistent_page", f"asked for page {page}, got page {number}")
-    if "numberOfElements" in body and int(body["numberOfElements"]) != len(content):
-        raise FetchError("inconsistent_page", f"page {page} claims {body['numberOfElements']} rows, "
-                         f"carries {len(content)}")
-    size = int(body.get("size") or 0)
-    total = body.get("totalElements")
-    if size <= 0 or total is None:
-        return
-    expected = max(0, min(size, int(total) - page * size))
-    if len(content) != expected:
-        raise FetchError("inconsistent_page", f"page {page} carries {len(content)} rows where "
-                         f"{expected} were due ({total} in all, {size} a page)")
+    emit(RateChanged(rate=round(change.new_rate, 3), old_rate=round(change.old_rate, 3),
+                     reason=f"host rate {direction}: {change.reason}"))

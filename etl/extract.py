@@ -27,10 +27,11 @@ from loguru import logger
 
 from etl import datatypes
 from etl.budget import HostBudget, WorkMeter
-from etl.client import NepseClient, StopRequested
+from etl.client import ClientConfig, NepseClient, StopRequested
 from etl.datatypes.base import Company, DataType, rows_to_table  # noqa: F401 - rows_to_table lived here
+from etl.events import CompanyDone, CompanyFailed, TypeEnd, TypeStart, emit
 from etl.failures import FetchError
-from etl.logs import emit_event, install_child_logging
+from etl.logs import install_child_logging
 from etl.plan import WorkItem, covered_until, expected_requests
 from etl.procs import children_start_deaf_to_ctrl_c, die_with_parent, ignore_ctrl_c
 from etl.rawzone import RawZone, UnsafeSymbol, read_meta
@@ -187,7 +188,7 @@ async def extract_type(job: TypeJob, budget: HostBudget, stop_requested: Any) ->
     zone = RawZone(job.settings.output)
     result = TypeResult(job.type_name, companies_total=len(job.items) + job.skipped,
                         companies_skipped=job.skipped)
-    emit_event("type_start", type=job.type_name, total=len(job.items), skipped=job.skipped, budget_rps=budget.max_rate)
+    emit(TypeStart(type=job.type_name, total=len(job.items), skipped=job.skipped, budget_rps=budget.max_rate))
     started = time.monotonic()
     budget = budget.member(job.member)
     planned = [(item, expected_requests(item, data_type, job.settings.page_size)) for item in job.items]
@@ -197,7 +198,7 @@ async def extract_type(job: TypeJob, budget: HostBudget, stop_requested: Any) ->
     meter = WorkMeter(budget, sum(expected for _, expected in planned))
     meter.publish()
     try:
-        async with NepseClient(job.settings, budget, stop_check=stop_requested) as client:
+        async with NepseClient(ClientConfig.from_settings(job.settings), budget, stop_check=stop_requested) as client:
             # Twice as many workers as requests allowed in flight: a company sleeping off a backoff holds
             # no request slot, so the others keep the type's share busy meanwhile.
             workers = [asyncio.create_task(_worker(queue, client, data_type, zone, job, result, meter))
@@ -211,8 +212,8 @@ async def extract_type(job: TypeJob, budget: HostBudget, stop_requested: Any) ->
     result.elapsed_s = time.monotonic() - started
     result.finished_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
     result.interrupted = bool(stop_requested())
-    emit_event("type_end", type=job.type_name, requests=result.requests, retries=result.retries,
-               throttle_events=result.throttle_events)
+    emit(TypeEnd(type=job.type_name, requests=result.requests, retries=result.retries,
+                 throttle_events=result.throttle_events))
     return result
 
 
@@ -232,9 +233,8 @@ async def _worker(queue: asyncio.Queue[tuple[WorkItem, int]], client: NepseClien
         else:
             result.companies_ok += 1
             result.rows_fetched += rows
-            emit_event("company_done", type=job.type_name,
-                       symbol=item.company.symbol, rows=rows, requests=client.stats.requests,
-                       retries=client.stats.retries)
+            emit(CompanyDone(type=job.type_name, symbol=item.company.symbol, rows=rows,
+                             requests=client.stats.requests, retries=client.stats.retries))
         finally:
             meter.finish(work)
 
@@ -243,9 +243,8 @@ def _record_failure(result: TypeResult, company: Company, reason: str, attempts:
     result.companies_failed += 1
     result.errors.append({"type": result.type_name, "symbol": company.symbol, "reason": reason,
                           "attempts": attempts})
-    emit_event("company_failed", level="WARNING", type=result.type_name,
-               symbol=company.symbol, reason=reason, attempts=attempts, requests=client.stats.requests,
-               retries=client.stats.retries)
+    emit(CompanyFailed(type=result.type_name, symbol=company.symbol, reason=reason, attempts=attempts,
+                       requests=client.stats.requests, retries=client.stats.retries))
 
 
 async def fetch_company(client: NepseClient, data_type: DataType, zone: RawZone, item: WorkItem,

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from loguru import logger
 
 from etl.datatypes.base import FETCHED_AT, REJECT_REASON, DataType
+from etl.errors import DatabaseNotUsable
 from etl.issues import (
     DUPLICATE_DIFFERS,
     clear_resolved,
@@ -33,7 +34,6 @@ from etl.issues import (
     record_issues,
 )
 from etl.rawzone import RawZone
-from etl.settings import ConfigError
 
 APPLICATION_ID = 0x4E455053  # "NEPS": marks a database as ours
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -58,10 +58,6 @@ class LoadCounts:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-class DatabaseNotUsable(ConfigError):
-    """The database is locked, corrupt or belongs to something else."""
 
 
 # ---- the database

@@ -1,28 +1,19 @@
-"""Logging across the worker processes.
+"""Logging across the extract processes: one transport, secrets masked on the way.
 
-Every process logs with loguru. Children (one per data type) ship each record as a plain dict over a
-``multiprocessing.Manager()`` queue; the parent owns every sink: a ``LogHub`` thread re-emits child
+Every process logs with loguru. Children (one plain process per data type) ship each record as a plain dict
+over a ``multiprocessing.Manager()`` queue; the parent owns every sink: a ``LogHub`` thread re-emits child
 records into the parent's logger (which writes the log file) and hands them to the progress display.
 
 Wiring, in the parent::
 
     configure_parent_logging(log_file, console_level=None)   # replaces loguru's default stderr sink
     with LogHub(log_file, on_record=display.handle, ctx=mp_ctx) as hub:
-        with mp_ctx.Pool(4) as pool:
-            results = pool.starmap(run_type, [(hub.queue, name) for name in types])
-        # the pool is finished before the hub stops, so the hub drains all the children sent
+        ...start the processes with hub.queue, wait for each to end...
+        # the children are finished before the hub stops, so the hub drains all they sent
 
-and in each child, first thing in ``run_type(queue, name)``: ``install_child_logging(queue, name)``.
+and in each child, first thing: ``install_child_logging(queue, label)``.
 
-Progress is carried by structured events, ``emit_event(name, **fields)``; every other record is an
-ordinary log line. The events and their fields:
-
-- ``type_start``: type, total (companies to fetch), skipped (already complete), budget_rps
-- ``company_done``: type, symbol, rows, requests, retries (requests and retries: the type's totals so far)
-- ``company_failed``: type, symbol, reason, attempts, requests, retries
-- ``company_skipped``: type, symbol
-- ``rate_changed``: rate, reason (host rate halved or recovered)
-- ``type_end``: type, requests, retries, throttle_events
+Progress travels as ordinary records that carry an event (``etl.events``); the rest are log lines.
 """
 
 from __future__ import annotations
@@ -387,45 +378,3 @@ def flush_child_logging() -> None:
         sys.stderr.flush()
     except Exception:  # called on the way out of a child; must not mask its real error
         pass
-
-
-# ---------------------------------------------------------------------------------------------------
-# Progress events
-# ---------------------------------------------------------------------------------------------------
-
-_EVENT_LEVELS = {"company_failed": "WARNING", "rate_changed": "WARNING", "company_skipped": "DEBUG"}
-
-
-def count_noun(count: int, singular: str, plural: str | None = None) -> str:
-    """``1,234 records`` / ``1 record``."""
-    return f"{count:,} {singular if count == 1 else plural or singular + 's'}"
-
-
-def describe_event(event: str, fields: Mapping[str, Any]) -> str:
-    """The human-readable line for an event (the log message; the plain display prefixes it)."""
-    get = fields.get
-    if event == "type_start":
-        return f"{get('total', 0):,} companies to fetch, {get('skipped', 0):,} already complete"
-    if event == "company_done":
-        return f"done ({count_noun(get('rows', 0), 'record')})"
-    if event == "company_failed":
-        return f"failed: {get('reason', 'unknown error')} after {count_noun(get('attempts', 0), 'attempt')}"
-    if event == "company_skipped":
-        return "skipped (already complete)"
-    if event == "rate_changed":
-        return f"request rate now {get('rate', 0):g} req/s ({get('reason', 'no reason given')})"
-    if event == "type_end":
-        requests = count_noun(get("requests", 0), "request")
-        retries = count_noun(get("retries", 0), "retry", "retries")
-        return f"finished: {requests}, {retries}, {count_noun(get('throttle_events', 0), 'throttle event')}"
-    return event.replace("_", " ")
-
-
-def emit_event(event: str, *, level: str | None = None, **fields: Any) -> None:
-    """Log a structured progress event (the protocol is in the module docstring).
-
-    Level: WARNING for ``company_failed`` and ``rate_changed``, DEBUG for ``company_skipped``, else
-    INFO, unless ``level`` is given.
-    """
-    chosen = level or _EVENT_LEVELS.get(event, "INFO")
-    logger.bind(event=event, **fields).log(chosen, describe_event(event, fields))

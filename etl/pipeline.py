@@ -13,7 +13,7 @@ import multiprocessing
 import os
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from rich.console import Console
 
 from etl import datatypes, tls
 from etl.budget import HostBudget, StateDirError, ledger_path
-from etl.client import NepseClient
+from etl.client import ClientConfig, NepseClient
 from etl.datatypes.base import Company, rows_to_table
 from etl.datatypes.securities import SECURITIES, active_companies
 from etl.extract import ExtractPool, TypeJob
@@ -34,27 +34,20 @@ from etl.plan import ResumeState, TypePlan, expected_requests, job_fingerprint, 
 from etl.procs import children_start_deaf_to_ctrl_c
 from etl.progress import choose_mode, make_display, render_summary
 from etl.rawzone import RawZone
-from etl.report import TYPE_DEFAULTS, exit_code_for, record_run, write_report
-from etl.settings import ConfigError, Settings, settings_as_dict
+from etl.report import RunFacts, build_report, record_run, write_report
+from etl.settings import ConfigError, Settings, source_of
 
 
 class HostProblem(Exception):
     """The API host could not give us the company list: the run cannot start."""
 
 
-@dataclass
-class RunContext:
-    settings: Settings
-    run_id: str
+@dataclass(kw_only=True)
+class RunContext(RunFacts):
+    """The run's facts, and where it writes and speaks."""
+
     zone: RawZone
     console: Console
-    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
-    interrupted: bool = False
-    company_list_requests: int = 0  # the parent's own calls (auth included), for the report
-
-    @property
-    def log_path(self) -> Path:
-        return self.settings.output / "logs" / f"{self.run_id}.log"
 
 
 def new_run_id() -> str:
@@ -92,7 +85,7 @@ def output_lock(output: Path) -> Iterator[None]:
 
 async def _fetch_company_list(context: RunContext, budget: HostBudget) -> Any:
     await tls.complete_chain(context.settings, budget)
-    async with NepseClient(context.settings, budget) as client:
+    async with NepseClient(ClientConfig.from_settings(context.settings), budget) as client:
         try:
             return await SECURITIES.fetch(client, None, None)  # type: ignore[arg-type]
         finally:
@@ -198,54 +191,28 @@ def run_extract(context: RunContext, plans: list[TypePlan], budget: HostBudget, 
 # ---- the run
 
 
-def build_report(context: RunContext, extract: dict[str, dict[str, Any]], loads: dict[str, LoadCounts],
-                 budget: HostBudget | None, type_names: tuple[str, ...]) -> dict[str, Any]:
-    finished = datetime.now(timezone.utc)
-    types: dict[str, dict[str, Any]] = {}
-    for name in type_names:
-        entry = {**TYPE_DEFAULTS, **{k: v for k, v in extract.get(name, {}).items() if k in TYPE_DEFAULTS}}
-        counts = loads.get(name)
-        if counts is not None:
-            entry.update(new=counts.new, updated=counts.updated, unchanged=counts.unchanged,
-                         quarantined=counts.quarantined, flagged=counts.flagged,
-                         flagged_by_rule=dict(counts.flagged_by_rule))
-        types[name] = entry
-    settings = context.settings
-    report: dict[str, Any] = {
-        "run_id": context.run_id,
-        "started_at": context.started_at.isoformat(timespec="seconds"),
-        "finished_at": finished.isoformat(timespec="seconds"),
-        "elapsed_s": round((finished - context.started_at).total_seconds(), 3),
-        "interrupted": context.interrupted,
-        "arguments": settings_as_dict(settings),
-        "database": str(settings.db_path),
-        "report_path": str(settings.output / "runs" / f"{context.run_id}.json"),
-        "log_path": str(context.log_path),
-        "budget_rps": settings.max_rps,
-        "throttle_events": budget.throttle_events if budget else 0,
-        "company_list_requests": context.company_list_requests,
-        "types": types,
-        "securities": loads["securities"].as_dict() if "securities" in loads else None,
-        "load": {name: counts.as_dict() for name, counts in loads.items()},
-        "bad_files": [path for counts in loads.values() for path in counts.bad_files],
-    }
-    report["exit_code"] = exit_code_for(report)
-    return report
+def selected_types(settings: Settings) -> tuple[str, ...]:
+    """The run's types, checked against the registry: every registered type unless --types names some."""
+    try:
+        return tuple(data_type.name for data_type in datatypes.select(settings.types))
+    except ValueError as exc:
+        raise ConfigError(f"{source_of(settings, 'types')}={','.join(settings.types)!r}: {exc}") from None
 
 
 def run(settings: Settings, console: Console | None = None) -> int:
     console = console or Console(highlight=False)
+    type_names = selected_types(settings)
     with output_lock(settings.output):
         if settings.db_path.exists():
             open_database(settings.db_path).close()  # refuse a locked or foreign database before fetching
-        context = RunContext(settings, new_run_id(), RawZone(settings.output), console)
+        context = RunContext(settings, new_run_id(), zone=RawZone(settings.output), console=console)
         mode = choose_mode(settings.quiet)
         configure_parent_logging(context.log_path, console_level=None)
         display = make_display(mode, None if mode == "live" else console, settings.max_rps, settings.verbose)
         ctx = multiprocessing.get_context(settings.start_method)
         with LogHub(context.log_path, on_record=display.handle, ctx=ctx) as hub, display, _maybe_demo(settings) as url:
             context.settings = settings = replace(settings, base_url=url) if url else settings
-            report = _run_stages(context, hub, ctx)
+            report = _run_stages(context, hub, ctx, type_names)
         if report is None:
             return 0
         write_report(report, settings.output / "runs")
@@ -270,20 +237,21 @@ def _maybe_demo(settings: Settings) -> Iterator[str | None]:
         yield simulator.base_url
 
 
-def _run_stages(context: RunContext, hub: LogHub, ctx: multiprocessing.context.BaseContext) -> dict | None:
+def _run_stages(context: RunContext, hub: LogHub, ctx: multiprocessing.context.BaseContext,
+                type_names: tuple[str, ...]) -> dict | None:
     settings = context.settings
-    type_names = settings.selected_types
     extract: dict[str, dict[str, Any]] = {}
     state = ResumeState(settings.output)
     job_id = None
-    budget: HostBudget | None = None
+    throttle_events = 0
     if not settings.load_only:
         budget = open_budget(settings, ctx)
         with budget:
-            outcome = _extract_stage(context, hub, ctx, budget, state)
+            outcome = _extract_stage(context, hub, ctx, budget, state, type_names)
         if outcome is None or isinstance(outcome, dict):
             return outcome
         extract, job_id = outcome
+        throttle_events = budget.throttle_events
     loads: dict[str, LoadCounts] = {}
     if settings.load_only and not context.zone.root.is_dir():
         raise ConfigError(f"nothing to load: no raw zone at {context.zone.root}; run without --load-only first "
@@ -296,7 +264,7 @@ def _run_stages(context: RunContext, hub: LogHub, ctx: multiprocessing.context.B
             context.interrupted = True
             logger.warning("Ctrl-C during the load: the table being loaded was rolled back; the raw zone is "
                            "intact, run with --load-only to finish")
-    report = build_report(context, extract, loads, budget, type_names)
+    report = build_report(context, extract, loads, throttle_events, type_names)
     if job_id is not None and report["exit_code"] == 0:
         state.finish()
     return report
@@ -314,10 +282,10 @@ def open_budget(settings: Settings, ctx: multiprocessing.context.BaseContext) ->
 
 
 def _extract_stage(context: RunContext, hub: LogHub, ctx: multiprocessing.context.BaseContext, budget: HostBudget,
-                   state: ResumeState) -> tuple[dict[str, dict[str, Any]], str] | dict | None:
+                   state: ResumeState, type_names: tuple[str, ...]
+                   ) -> tuple[dict[str, dict[str, Any]], str] | dict | None:
     """Company list, plan, extract: (results, job id), or a failed run's report, or None after a dry run."""
     settings = context.settings
-    type_names = settings.selected_types
     removed = context.zone.remove_leftovers()
     if removed:
         logger.info(f"removed {removed} temporary files left by an interrupted run")
@@ -325,7 +293,7 @@ def _extract_stage(context: RunContext, hub: LogHub, ctx: multiprocessing.contex
         universe = fetch_universe(context, budget)
     except HostProblem as problem:
         logger.error(str(problem))
-        return _failed_report(context, str(problem), type_names)
+        return build_report(context, {}, {}, 0, type_names, fatal_error=str(problem))
     fingerprint = job_fingerprint(settings, universe)
     if settings.dry_run:
         current = state.read() or {}
@@ -341,11 +309,3 @@ def _extract_stage(context: RunContext, hub: LogHub, ctx: multiprocessing.contex
     plans = [plan_type(datatypes.get(name), universe, context.zone, settings, job_id if resuming else None)
              for name in type_names]
     return run_extract(context, plans, budget, hub, ctx, job_id), job_id
-
-
-def _failed_report(context: RunContext, reason: str, type_names: tuple[str, ...]) -> dict[str, Any]:
-    report = build_report(context, {}, {}, None, type_names)
-    report["fatal_error"] = reason
-    report["exit_code"] = exit_code_for(report)
-    return report
-

@@ -33,21 +33,29 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from etl.logs import PARENT_LABEL, count_noun, describe_event
-from etl.report import exit_code_for
+from etl.events import (
+    CompanyDone,
+    CompanyFailed,
+    Event,
+    RateChanged,
+    TypeEnd,
+    TypeEvent,
+    TypeStart,
+    count_noun,
+    from_extra,
+)
+from etl.logs import PARENT_LABEL
+from etl.report import exit_code_of, exit_meaning, failed_companies
 
 MODES = ("live", "plain", "quiet")
 HOST_ROW = "all types"
 RATE_WINDOW_S = 5.0
 MAX_LISTED_FAILURES = 50
 TABLE_WIDTH = 150
-EXIT_MEANINGS = {0: "success", 1: "finished with some failures", 130: "interrupted"}
 
 _LEVEL_NUMBERS = {"TRACE": 5, "DEBUG": 10, "INFO": 20, "SUCCESS": 25, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
 _LEVEL_STYLES = {"DEBUG": "dim", "WARNING": "yellow", "ERROR": "bold red", "CRITICAL": "bold red"}
 _DEBUG, _INFO, _WARNING = 10, 20, 30
-# Events carrying a "type" that the per-type counters follow; rate_changed is handled on its own.
-_TYPE_EVENTS = frozenset({"type_start", "company_done", "company_failed", "company_skipped", "type_end"})
 
 Clock = Callable[[], float]
 
@@ -104,13 +112,11 @@ class TypeStats:
         with self._window_lock:
             self._window.append((at, count))
 
-    def _update_totals(self, fields: Mapping[str, Any], at: float) -> None:
+    def _update_totals(self, event: CompanyDone | CompanyFailed, at: float) -> None:
         """`requests` and `retries` in an event are the type's totals so far (a lost or reordered
         event cannot make them drift)."""
-        if fields.get("requests") is not None:
-            self.add_requests(at, max(0, int(fields["requests"]) - self.requests))
-        if fields.get("retries") is not None:
-            self.retries = max(self.retries, int(fields["retries"]))
+        self.add_requests(at, max(0, event.requests - self.requests))
+        self.retries = max(self.retries, event.retries)
 
     def rate(self, now: float) -> float:
         """Requests/s: over the last few seconds while running, the average once finished."""
@@ -124,23 +130,23 @@ class TypeStats:
             recent = sum(count for _, count in self._window)
         return recent / min(RATE_WINDOW_S, max(now - self.started_at, 1.0))
 
-    def apply(self, event: str, fields: Mapping[str, Any], at: float) -> None:
-        if event == "type_start":
-            self.total = int(fields.get("total") or 0)
-            self.already_complete = int(fields.get("skipped") or 0)
-            self.budget_rps = float(fields.get("budget_rps") or self.budget_rps)
+    def apply(self, event: TypeEvent, at: float) -> None:
+        if isinstance(event, TypeStart):
+            self.total = event.total
+            self.already_complete = event.skipped
+            self.budget_rps = event.budget_rps or self.budget_rps
             self.started_at = at
-        elif event == "company_done":
+        elif isinstance(event, CompanyDone):
             self.done += 1
-            self.rows += int(fields.get("rows") or 0)
-            self._update_totals(fields, at)
-        elif event == "company_failed":
+            self.rows += event.rows
+            self._update_totals(event, at)
+        elif isinstance(event, CompanyFailed):
             self.failed += 1
-            self._update_totals(fields, at)
-        elif event == "type_end":
+            self._update_totals(event, at)
+        elif isinstance(event, TypeEnd):
             self.finished_at = at
-            self.requests = int(fields.get("requests") or self.requests)
-            self.retries = int(fields.get("retries") or self.retries)
+            self.requests = event.requests or self.requests
+            self.retries = event.retries or self.retries
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -195,34 +201,34 @@ class ProgressDisplay:
     def handle(self, record: Mapping[str, Any]) -> None:
         extra = record.get("extra") or {}
         level = _level_number(record.get("level"))
+        event: Event | None = from_extra(extra)
         with self._lock:
-            event = str(extra.get("event") or "")
-            if event == "rate_changed":
-                self._handle_rate_change(str(record.get("label") or PARENT_LABEL), extra, level)
-            elif event in _TYPE_EVENTS:
-                self._handle_event(event, record, extra, level)
+            if isinstance(event, RateChanged):
+                self._handle_rate_change(str(record.get("label") or PARENT_LABEL), event, level)
+            elif event is not None:
+                self._handle_event(event, record, level)
             elif level >= self.min_line_level:
                 self._show(_record_line(record), record.get("level"))
 
-    def _handle_event(self, event: str, record: Mapping[str, Any], fields: Mapping[str, Any], level: int) -> None:
-        stats = self.stats(str(fields.get("type") or record.get("label") or PARENT_LABEL))
-        stats.apply(event, fields, float(record.get("time") or self._clock()))
+    def _handle_event(self, event: TypeEvent, record: Mapping[str, Any], level: int) -> None:
+        stats = self.stats(event.type)
+        stats.apply(event, float(record.get("time") or self._clock()))
         self._redraw(stats)
         if level >= self.min_event_level:
-            self._show(event_line(event, fields, stats), record.get("level"))
+            self._show(event_line(event, stats), record.get("level"))
 
-    def _handle_rate_change(self, label: str, fields: Mapping[str, Any], level: int) -> None:
+    def _handle_rate_change(self, label: str, event: RateChanged, level: int) -> None:
         # Every process reports the shared host's change; show each change once.
-        change = (fields.get("rate"), fields.get("reason"))
+        change = (event.rate, event.reason)
         if change == self._last_rate_change:
             return
         self._last_rate_change = change
-        rate = float(fields.get("rate") or 0) or self.budget_rps
+        rate = event.rate or self.budget_rps
         self.budget_rps = rate
         for stats in self._stats.values():
             stats.budget_rps = rate
         if level >= self.min_event_level:
-            self._show(f"{label}: {describe_event('rate_changed', fields)}", "WARNING")
+            self._show(f"{label}: {event.describe()}", "WARNING")
 
     def _show(self, line: str, level: Any) -> None:
         raise NotImplementedError
@@ -231,13 +237,12 @@ class ProgressDisplay:
         """Called after each event of a type; the plain displays have nothing to redraw."""
 
 
-def event_line(event: str, fields: Mapping[str, Any], stats: TypeStats) -> str:
+def event_line(event: TypeEvent, stats: TypeStats) -> str:
     """``prices [12/600] NABIL done (251 records)``, ``prices: 600 companies to fetch, ...``."""
-    description = describe_event(event, fields)
-    if event.startswith("company_"):
+    if isinstance(event, (CompanyDone, CompanyFailed)):
         total = "?" if stats.total is None else f"{stats.total}"
-        return f"{stats.name} [{stats.attempted}/{total}] {fields.get('symbol', '?')} {description}"
-    return f"{stats.name}: {description}"
+        return f"{stats.name} [{stats.attempted}/{total}] {event.symbol} {event.describe()}"
+    return f"{stats.name}: {event.describe()}"
 
 
 def _record_line(record: Mapping[str, Any]) -> str:
@@ -407,17 +412,11 @@ def _rate(value: Any) -> str:
     return f"{value:.1f}" if isinstance(value, (int, float)) else "-"
 
 
-def _failed_count(stats: Mapping[str, Any]) -> int:
-    if isinstance(stats.get("companies_failed"), (int, float)):
-        return _number(stats, "companies_failed")
-    return len(stats.get("errors") or [])
-
-
 def _headline(name: str, stats: Mapping[str, Any]) -> str:
     """``Prices: 145,230 new records, 12 skipped, 5 errors``."""
     return (
         f"{name.capitalize()}: {count_noun(_number(stats, 'new'), 'new record')}, "
-        f"{_number(stats, 'companies_skipped'):,} skipped, {count_noun(_failed_count(stats), 'error')}"
+        f"{_number(stats, 'companies_skipped'):,} skipped, {count_noun(failed_companies(stats), 'error')}"
     )
 
 
@@ -470,13 +469,6 @@ def _failure_lines(types: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return lines
 
 
-def exit_code_of(report: Mapping[str, Any]) -> int:
-    """The report's exit code, or the one it implies (etl.report decides, in one place)."""
-    if isinstance(report.get("exit_code"), int):
-        return report["exit_code"]
-    return exit_code_for(report)
-
-
 def _print_table(console: Console, table: Table) -> None:
     if console.is_terminal:
         console.print(table)
@@ -500,4 +492,4 @@ def render_summary(report: Mapping[str, Any], console: Console) -> None:
     for title, key in (("Database", "database"), ("Run report", "report_path"), ("Log", "log_path")):
         _say(console, f"{title}: {report.get(key) or '-'}")
     code = exit_code_of(report)
-    _say(console, f"Exit code: {code} ({EXIT_MEANINGS.get(code, 'error')})")
+    _say(console, f"Exit code: {code} ({exit_meaning(code)})")

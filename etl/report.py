@@ -1,14 +1,27 @@
-"""The run report: `<output>/runs/<run_id>.json` and a row in the `runs` table."""
+"""The run's facts and its exit code: the report, `<output>/runs/<run_id>.json`, and a row in `runs`.
+
+What the run did is decided here, once; the summary on screen (etl.progress) only renders it.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from etl.settings import Settings, settings_as_dict
+
+if TYPE_CHECKING:
+    from etl.load import LoadCounts
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_MEANINGS = {EXIT_OK: "success", EXIT_FAILURES: "finished with some failures",
+                 EXIT_USAGE: "bad usage or configuration", EXIT_INTERRUPTED: "interrupted"}
 
 TYPE_DEFAULTS: dict[str, Any] = {
     "companies_total": 0, "companies_ok": 0, "companies_failed": 0, "companies_skipped": 0,
@@ -18,11 +31,82 @@ TYPE_DEFAULTS: dict[str, Any] = {
 }
 
 
-def exit_code_for(report: dict[str, Any]) -> int:
+@dataclass
+class RunFacts:
+    """What the run itself knows; the stages' counts join it in `build_report`."""
+
+    settings: Settings
+    run_id: str
+    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    interrupted: bool = False
+    company_list_requests: int = 0  # the parent's own calls (auth included)
+
+    @property
+    def log_path(self) -> Path:
+        return self.settings.output / "logs" / f"{self.run_id}.log"
+
+
+def build_report(run: RunFacts, extract: Mapping[str, Mapping[str, Any]], loads: Mapping[str, LoadCounts],
+                 throttle_events: int, type_names: tuple[str, ...], fatal_error: str | None = None) -> dict[str, Any]:
+    """The report of a run: its facts, each type's extract and load counts, and the exit code they imply."""
+    finished = datetime.now(timezone.utc)
+    types: dict[str, dict[str, Any]] = {}
+    for name in type_names:
+        entry = {**TYPE_DEFAULTS, **{k: v for k, v in extract.get(name, {}).items() if k in TYPE_DEFAULTS}}
+        counts = loads.get(name)
+        if counts is not None:
+            entry.update(new=counts.new, updated=counts.updated, unchanged=counts.unchanged,
+                         quarantined=counts.quarantined, flagged=counts.flagged,
+                         flagged_by_rule=dict(counts.flagged_by_rule))
+        types[name] = entry
+    settings = run.settings
+    report: dict[str, Any] = {
+        "run_id": run.run_id,
+        "started_at": run.started_at.isoformat(timespec="seconds"),
+        "finished_at": finished.isoformat(timespec="seconds"),
+        "elapsed_s": round((finished - run.started_at).total_seconds(), 3),
+        "interrupted": run.interrupted,
+        "arguments": settings_as_dict(settings),
+        "database": str(settings.db_path),
+        "report_path": str(settings.output / "runs" / f"{run.run_id}.json"),
+        "log_path": str(run.log_path),
+        "budget_rps": settings.max_rps,
+        "throttle_events": throttle_events,
+        "company_list_requests": run.company_list_requests,
+        "types": types,
+        "securities": loads["securities"].as_dict() if "securities" in loads else None,
+        "load": {name: counts.as_dict() for name, counts in loads.items()},
+        "bad_files": [path for counts in loads.values() for path in counts.bad_files],
+    }
+    if fatal_error is not None:
+        report["fatal_error"] = fatal_error
+    report["exit_code"] = exit_code_for(report)
+    return report
+
+
+def failed_companies(entry: Mapping[str, Any]) -> int:
+    """A type's failed companies (its error list, where a sparse report has no count)."""
+    if isinstance(entry.get("companies_failed"), (int, float)):
+        return int(entry["companies_failed"])
+    return len(entry.get("errors") or [])
+
+
+def exit_code_for(report: Mapping[str, Any]) -> int:
+    """The exit code a report implies: interrupted, else any failure, else success."""
     if report.get("interrupted"):
         return EXIT_INTERRUPTED
     failed = any(entry.get("companies_failed") or entry.get("errors") for entry in (report.get("types") or {}).values())
     return EXIT_FAILURES if failed or report.get("bad_files") or report.get("fatal_error") else EXIT_OK
+
+
+def exit_code_of(report: Mapping[str, Any]) -> int:
+    """The report's exit code, or the one it implies."""
+    code = report.get("exit_code")
+    return code if isinstance(code, int) else exit_code_for(report)
+
+
+def exit_meaning(code: int) -> str:
+    return EXIT_MEANINGS.get(code, "error")
 
 
 def write_report(report: dict[str, Any], runs_dir: Path) -> Path:

@@ -84,20 +84,11 @@ def parse_date(text: str) -> date:
         raise ValueError("expected a date as YYYY-MM-DD") from None
 
 
-def known_types() -> tuple[str, ...]:
-    from etl.datatypes import REGISTRY  # late: the data types import the client, which imports us
-
-    return tuple(REGISTRY)
-
-
 def parse_types(text: str) -> tuple[str, ...]:
-    all_types = known_types()
+    """Type names as written; the run checks them against the registry (etl.datatypes.select)."""
     names = [part.strip().lower() for part in text.split(",") if part.strip()]
     if not names:
-        raise ValueError(f"name at least one of {', '.join(all_types)}")
-    unknown = [name for name in names if name not in all_types]
-    if unknown:
-        raise ValueError(f"unknown type {', '.join(unknown)}; choose from {', '.join(all_types)}")
+        raise ValueError("name at least one data type, e.g. prices,reports")
     return tuple(dict.fromkeys(names))
 
 
@@ -275,10 +266,6 @@ class Settings:
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
-    def selected_types(self) -> tuple[str, ...]:
-        return self.types or known_types()
-
-    @property
     def window(self) -> tuple[date, date]:
         """The price window (since, until), both inclusive."""
         until = self.until or nepal_today()
@@ -384,7 +371,8 @@ def resolve_settings(
     return settings
 
 
-def _source(settings: Settings, name: str) -> str:
+def source_of(settings: Settings, name: str) -> str:
+    """Where a setting's value came from, for error messages: a flag, a variable or .env."""
     return settings.sources.get(name, _SPEC_BY_NAME[name].option)
 
 
@@ -398,13 +386,13 @@ def validate(settings: Settings) -> None:
     if settings.until and settings.until > nepal_today() + timedelta(days=1):
         raise ConfigError(f"--until {settings.until} is in the future; leave it out to end today")
     if settings.min_rps is not None and settings.min_rps > settings.max_rps:
-        raise ConfigError(f"{_source(settings, 'min_rps')} ({settings.min_rps}) is above the host budget "
+        raise ConfigError(f"{source_of(settings, 'min_rps')} ({settings.min_rps}) is above the host budget "
                           f"{settings.max_rps}; lower it or raise --max-rps")
     if settings.page_size > api.MAX_PAGE_SIZE:
-        raise ConfigError(f"{_source(settings, 'page_size')}={settings.page_size} is above "
+        raise ConfigError(f"{source_of(settings, 'page_size')}={settings.page_size} is above "
                           f"{api.MAX_PAGE_SIZE}, the largest page NEPSE is known to accept")
     if settings.ca_bundle is not None and not settings.ca_bundle.is_file():
-        raise ConfigError(f"{_source(settings, 'ca_bundle')}: no file at {settings.ca_bundle}")
+        raise ConfigError(f"{source_of(settings, 'ca_bundle')}: no file at {settings.ca_bundle}")
     if settings.quiet and settings.verbose:
         raise ConfigError("--quiet and --verbose exclude each other; choose one")
 

@@ -24,7 +24,7 @@ import hashlib
 import socket
 import ssl
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -52,11 +52,19 @@ def advice(host: str, reason: str = "") -> str:
     return f"TLS certificate verification failed for {host}{because}: {_ESCAPES}"
 
 
+class TrustOptions(Protocol):
+    """What a TLS context is built from: `Settings` and the client's `ClientConfig` both carry it."""
+
+    tls_verify: bool
+    ca_bundle: Path | None
+    output: Path
+
+
 def cache_dir(output: Path) -> Path:
     return output / "state" / "tls"
 
 
-def base_context(settings: Settings) -> ssl.SSLContext:
+def base_context(settings: TrustOptions) -> ssl.SSLContext:
     """The trust store (or --ca-bundle) alone, with the partial-chain flag cleared (see the module doc)."""
     cafile = str(settings.ca_bundle) if settings.ca_bundle is not None else None
     context = ssl.create_default_context(cafile=cafile)
@@ -64,7 +72,7 @@ def base_context(settings: Settings) -> ssl.SSLContext:
     return context
 
 
-def client_context(settings: Settings) -> ssl.SSLContext | bool:
+def client_context(settings: TrustOptions) -> ssl.SSLContext | bool:
     """What every aiohttp connector of the run verifies with: False only under --insecure."""
     if not settings.tls_verify:
         return False

@@ -150,7 +150,7 @@ def test_work_meter_corrects_pages_and_keeps_a_failed_request_counted(tmp_path: 
     item = meter.start(expected=6)
     assert CURRENT_WORK.get() is item and remaining() == 12
     item.request_done()
-    item.pages_known(page=0, total_pages=3)  # the first page says 3 in all, not 6
+    item.pages_left(2)  # the first page says 3 in all, not 6
     assert remaining() == 6 + 2
     item.request_done()
     item.request_done()
@@ -309,6 +309,36 @@ def test_throttle_halves_down_to_the_floor_then_recovers_stepwise(tmp_path: Path
         assert budget.rate == 3.5
 
     run_virtual(story(), loop)
+
+
+class VirtualClock:
+    """A monotonic clock that moves only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_the_rate_steps_up_only_after_a_quiet_period_and_stops_at_the_budget(tmp_path: Path) -> None:
+    clock = VirtualClock()
+    budget = HostBudget(max_rps=8, floor_rps=1, recover_after_s=10, clock=clock, state_file=tmp_path / "b.bin")
+    budget.throttle("HTTP 429")
+    clock.advance(9.9)
+    assert asyncio.run(budget.acquire()) is None and budget.rate == 4  # not quiet long enough
+    clock.advance(0.2)
+    step = asyncio.run(budget.acquire())
+    assert step is not None and (step.old_rate, step.new_rate, step.reason) == (4, 6, "quiet period")
+    clock.advance(4.9)
+    assert asyncio.run(budget.acquire()) is None  # steps are recover_after / 2 apart
+    clock.advance(0.2)
+    assert asyncio.run(budget.acquire()).new_rate == 8
+    clock.advance(60)
+    assert asyncio.run(budget.acquire()) is None and budget.rate == 8  # never above the budget
 
 
 def test_process_pacer_spaces_starts_and_caps_in_flight() -> None:

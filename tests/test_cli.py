@@ -8,6 +8,7 @@ import pty
 import re
 import select
 import shutil
+import signal
 import sqlite3
 import ssl
 import subprocess
@@ -20,6 +21,9 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from etl.cli import exit_code_of, main
+from etl.errors import DatabaseNotUsable
+from etl.settings import ConfigError
 from etl.simulator import SimConfig, SimData, SimulatorProcess, create_app
 from tests.conftest import BACKFILL, FAST, SEED, clean_env, run_cli
 
@@ -129,6 +133,13 @@ def test_unknown_symbol(tmp_path: Path, simulator: SimulatorProcess, sim_data: S
     _assert_usage_error(result, "unknown symbol ZZZZZZ")
 
 
+def test_an_unknown_type_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    output = tmp_path / "out"
+    _assert_usage_error(run_cli("--types", "prices,foo", "--output", str(output), cwd=tmp_path),
+                        "--types='prices,foo': unknown type foo; choose from prices, reports, dividends, profiles")
+    assert not output.exists()
+
+
 def test_bad_dotenv_value_in_the_working_directory(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("NEPSE_MAX_RPS=lots\n")
     _assert_usage_error(run_cli("--dry-run", cwd=tmp_path), "NEPSE_MAX_RPS in .env='lots'")
@@ -236,3 +247,39 @@ def test_insecure_reaches_a_self_signed_host(tmp_path: Path, tls_simulator: str)
     result = run_cli("--base-url", tls_simulator, "--limit", "2", "--types", "profiles", "--insecure",
                      "--output", str(tmp_path / "out"), *FAST, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(("raised", "code", "line"), [
+    (ConfigError("--limit: bad"), 2, "error: --limit: bad"),
+    (DatabaseNotUsable("out/nepse.db is locked by another program"), 2,
+     "error: out/nepse.db is locked by another program"),
+    (KeyboardInterrupt(), 130, "interrupted: re-run the same command to resume"),
+])
+def test_what_ends_a_run_early_has_one_exit_code_and_one_line(
+        raised: BaseException, code: int, line: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import etl.pipeline
+
+    def run(settings: object) -> int:
+        raise raised
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(etl.pipeline, "run", run)
+    monkeypatch.setattr(signal, "signal", lambda *args: None)
+    assert main(["--dry-run"]) == code
+    assert capsys.readouterr().err.splitlines() == [line]
+    assert exit_code_of(raised) == code
+
+
+def test_a_bug_is_not_mapped_to_an_exit_code_but_crashes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import etl.pipeline
+
+    def run(settings: object) -> int:
+        raise AttributeError("a bug")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(etl.pipeline, "run", run)
+    monkeypatch.setattr(signal, "signal", lambda *args: None)
+    with pytest.raises(AttributeError, match="a bug"):
+        main(["--dry-run"])
+    assert not issubclass(DatabaseNotUsable, ConfigError)  # a database error is not a settings error

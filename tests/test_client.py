@@ -13,9 +13,9 @@ from aiohttp import web
 
 from etl import api
 from etl.budget import HostBudget
-from etl.client import NepseClient
+from etl.client import ClientConfig, NepseClient
 from etl.failures import FetchError
-from etl.settings import Settings
+from etl.paging import SpringPaginator
 from tests.conftest import make_budget
 
 CLEAN = "t" * 150
@@ -64,10 +64,10 @@ async def _call(server: Server, action: Callable[[NepseClient], Awaitable], budg
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
-    settings = replace(Settings(base_url=f"http://127.0.0.1:{port}", pacing=0.0, backoff_base=0.01,
-                                backoff_cap=0.05, max_attempts=3), **overrides)
+    config = replace(ClientConfig(base_url=f"http://127.0.0.1:{port}", pacing=0.0, backoff_base=0.01,
+                                  backoff_cap=0.05, max_attempts=3), **overrides)
     try:
-        async with NepseClient(settings, budget or make_budget(200, 10, 10), seed=1) as client:
+        async with NepseClient(config, budget or make_budget(200, 10, 10), seed=1) as client:
             return await action(client)
     finally:
         await runner.cleanup()
@@ -96,7 +96,7 @@ def test_a_page_loop_that_never_ends_stops_at_max_pages() -> None:
 
     server.app.router.add_get("/api/nots/endless", endless)
     with pytest.raises(FetchError) as raised:
-        run(server, lambda c: c.get_pages("/api/nots/endless", {}, 2, 7))
+        run(server, lambda c: c.get_pages("/api/nots/endless", {}, SpringPaginator(2, 7)))
     assert raised.value.outcome == "too_many_pages"
     assert server.count("/api/nots/endless") == 7
 
@@ -112,7 +112,7 @@ def test_a_total_that_lies_is_a_clear_error_not_a_hang() -> None:
 
     server.app.router.add_get("/api/nots/lying", lying)
     with pytest.raises(FetchError) as raised:
-        run(server, lambda c: c.get_pages("/api/nots/lying", {}, 2, 100))
+        run(server, lambda c: c.get_pages("/api/nots/lying", {}, SpringPaginator(2, 100)))
     assert raised.value.outcome == "inconsistent_page"
     assert raised.value.attempts == 3
 
@@ -128,7 +128,7 @@ def test_pages_are_read_until_last_and_concatenated() -> None:
                                   "totalPages": 3, "last": page == 2, "numberOfElements": len(content)})
 
     server.app.router.add_get("/api/nots/paged", paged)
-    assert run(server, lambda c: c.get_pages("/api/nots/paged", {}, 500, 10)) == rows
+    assert run(server, lambda c: c.get_pages("/api/nots/paged", {}, SpringPaginator(500, 10))) == rows
 
 
 def test_retry_after_is_honoured() -> None:

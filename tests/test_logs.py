@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from loguru import logger
 
+from etl.events import CompanyFailed, emit
 from etl.logs import (
     LogHub,
     close_parent_logging,
     configure_parent_logging,
-    emit_event,
     flush_child_logging,
     install_child_logging,
     mask_secrets,
@@ -112,7 +112,7 @@ def test_reemitted_record_keeps_the_child_time_level_label_and_exception(log_fil
 def test_events_and_parent_records_reach_on_record_and_the_file(log_file: Path) -> None:
     received: list[dict] = []
     with LogHub(log_file, on_record=received.append):
-        emit_event("company_failed", type="prices", symbol="ADBL", reason="HTTP 502", attempts=5)
+        emit(CompanyFailed(type="prices", symbol="ADBL", reason="HTTP 502", attempts=5, requests=7, retries=2))
     assert len(received) == 1
     record = received[0]
     assert record["level"] == "WARNING" and record["label"] == "main"
@@ -120,7 +120,7 @@ def test_events_and_parent_records_reach_on_record_and_the_file(log_file: Path) 
     assert record["extra"]["event"] == "company_failed" and record["extra"]["attempts"] == 5
     assert (
         "| WARNING | main | failed: HTTP 502 after 5 attempts "
-        "event=company_failed type=prices symbol=ADBL reason=HTTP 502 attempts=5"
+        "event=company_failed type=prices symbol=ADBL reason=HTTP 502 attempts=5 requests=7 retries=2"
     ) in log_file.read_text(encoding="utf-8")
 
 

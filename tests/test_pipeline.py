@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from etl.settings import nepal_today
+from etl.pipeline import selected_types
+from etl.settings import ConfigError, Settings, nepal_today
 from etl.simulator import SimConfig, SimData, SimulatorProcess
 from tests.conftest import FAST, SEED, database_content, run_cli, table_rows
 
@@ -50,6 +51,16 @@ def expected_dividends(sim_data: SimData, symbols: list[str]) -> dict[int, tuple
             cash = record["companyNews"]["dividendsNotice"]["cashDividend"]
             result[int(record["id"])] = (symbol, None if cash in (None, "") else float(cash))
     return result
+
+
+def test_the_run_checks_its_types_against_the_registry() -> None:
+    assert selected_types(Settings()) == ("prices", "reports", "dividends", "profiles")
+    assert selected_types(Settings(types=("profiles", "prices"))) == ("profiles", "prices")
+    with pytest.raises(ConfigError, match=r"--types='prices,foo,bar': unknown type foo, bar; choose from prices,"):
+        selected_types(Settings(types=("prices", "foo", "bar")))
+    env = Settings(types=("nope",), sources={"types": "environment variable NEPSE_TYPES"})
+    with pytest.raises(ConfigError, match="environment variable NEPSE_TYPES='nope': unknown type nope"):
+        selected_types(env)
 
 
 @pytest.fixture(scope="module")

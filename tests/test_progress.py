@@ -17,21 +17,29 @@ from typing import Any
 
 from rich.console import Console
 
-from etl.logs import describe_event
+from etl.events import (
+    CompanyDone,
+    CompanyFailed,
+    Event,
+    RateChanged,
+    TypeEnd,
+    TypeStart,
+    as_extra,
+)
 from etl.progress import TypeStats, make_display, render_summary
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
-def event(name: str, level: str = "INFO", label: str = "prices", **fields: Any) -> dict:
+def event(carried: Event, label: str = "prices") -> dict:
     """A record as the LogHub hands it to the display."""
     return {
         "time": time.time(),
-        "level": level,
-        "message": describe_event(name, fields),
+        "level": carried.level,
+        "message": carried.describe(),
         "label": label,
         "pid": 1,
-        "extra": {"event": name, **fields},
+        "extra": as_extra(carried),
         "exception": None,
     }
 
@@ -48,30 +56,29 @@ def line(message: str, level: str = "WARNING", label: str = "prices", exception:
 
 
 def done(symbol: str, type_: str = "prices", rows: int = 251) -> dict:
-    return event("company_done", type=type_, symbol=symbol, rows=rows, requests=1, retries=0)
+    return event(CompanyDone(type=type_, symbol=symbol, rows=rows, requests=1, retries=0))
 
 
 def failed(symbol: str, type_: str = "prices") -> dict:
-    return event("company_failed", "WARNING", type=type_, symbol=symbol, reason="HTTP 502", attempts=5)
+    return event(CompanyFailed(type=type_, symbol=symbol, reason="HTTP 502", attempts=5, requests=1, retries=0))
 
 
 def start(type_: str = "prices", total: int = 600, skipped: int = 12) -> dict:
-    return event("type_start", type=type_, total=total, skipped=skipped, budget_rps=5.0)
+    return event(TypeStart(type=type_, total=total, skipped=skipped, budget_rps=5.0))
 
 
 RUN = [
     start(),
     done("NABIL"),
     failed("ADBL"),
-    event("rate_changed", "WARNING", rate=2.5, reason="HTTP 429"),
-    event("rate_changed", "WARNING", label="reports", rate=2.5, reason="HTTP 429"),
+    event(RateChanged(rate=2.5, old_rate=5.0, reason="HTTP 429")),
+    event(RateChanged(rate=2.5, old_rate=5.0, reason="HTTP 429"), label="reports"),
     line("slow answer [42 s]"),
     line("connection reset", level="ERROR", exception="Traceback ...\nConnectionResetError: peer"),
     line("an info line", level="INFO"),
     line("a debug line", level="DEBUG"),
-    event("company_skipped", "DEBUG", type="prices", symbol="NICA"),
     done("SCB", rows=1),
-    event("type_end", type="prices", requests=3, retries=0, throttle_events=1),
+    event(TypeEnd(type="prices", requests=3, retries=0, throttle_events=1)),
 ]
 
 
@@ -101,7 +108,6 @@ def test_verbose_plain_mode_adds_info_and_debug_lines() -> None:
     lines = run_display("plain", RUN, verbose=True)
     assert "INFO: prices: an info line" in lines
     assert "DEBUG: prices: a debug line" in lines
-    assert "prices [2/600] NICA skipped (already complete)" in lines
 
 
 def test_quiet_mode_shows_only_warnings_and_errors() -> None:
@@ -141,12 +147,12 @@ def test_counters_are_per_type_and_count_done_and_failed_from_many_threads() -> 
 
 def test_request_rate_uses_a_sliding_window_then_the_average() -> None:
     stats = TypeStats("prices", budget_rps=5.0)
-    stats.apply("type_start", {"total": 30}, at=0.0)
-    for second in range(1, 21):
-        stats.apply("company_done", {"requests": 2 * second, "rows": 1}, at=float(second))  # running totals
+    stats.apply(TypeStart(type="prices", total=30, skipped=0, budget_rps=5.0), at=0.0)
+    for second in range(1, 21):  # requests are running totals
+        stats.apply(CompanyDone(type="prices", symbol="S", rows=1, requests=2 * second, retries=0), at=float(second))
     assert stats.rate(now=20.0) == (2 * 6) / 5.0  # completions at 15..20 s
     assert stats.rate(now=40.0) == 0.0  # idle: the window has emptied
-    stats.apply("type_end", {"requests": 40}, at=20.0)
+    stats.apply(TypeEnd(type="prices", requests=40, retries=0, throttle_events=0), at=20.0)
     assert stats.rate(now=99.0) == 2.0
 
 
@@ -222,22 +228,22 @@ def test_summary_of_a_sparse_report_implies_the_exit_code() -> None:
 
 LIVE_SCRIPT = """
 import time
-from etl.logs import describe_event
+from etl.events import CompanyDone, TypeStart, as_extra
 from etl.progress import choose_mode, make_display
 
-def send(name, **fields):
-    display.handle({"time": time.time(), "level": "INFO", "message": describe_event(name, fields),
-                    "label": fields["type"], "pid": 0, "extra": {"event": name, **fields}, "exception": None})
+def send(event):
+    display.handle({"time": time.time(), "level": "INFO", "message": event.describe(),
+                    "label": event.type, "pid": 0, "extra": as_extra(event), "exception": None})
 
 mode = choose_mode()
 print("mode=" + mode)
 display = make_display(mode, None, 5.0)
 display.start()
 for type_ in ("prices", "reports"):
-    send("type_start", type=type_, total=3, skipped=1, budget_rps=5.0)
+    send(TypeStart(type=type_, total=3, skipped=1, budget_rps=5.0))
 for symbol in ("NABIL", "ADBL", "NICA"):
     for type_ in ("prices", "reports"):
-        send("company_done", type=type_, symbol=symbol, rows=100, requests=1, retries=0)
+        send(CompanyDone(type=type_, symbol=symbol, rows=100, requests=1, retries=0))
     time.sleep(0.1)
 display.stop()
 """

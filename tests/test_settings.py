@@ -23,7 +23,7 @@ def resolve(argv: list[str], env: dict[str, str] | None = None, dotenv: str | No
 
 def test_defaults() -> None:
     settings = resolve([])
-    assert settings.selected_types == ("prices", "reports", "dividends", "profiles")
+    assert settings.types == ()  # every registered type: see test_pipeline's type selection
     assert (settings.max_rps, settings.concurrency, settings.pacing) == (5.0, 5, 0.2)
     assert settings.tls_verify is True
     since, until = settings.window
@@ -46,7 +46,7 @@ def test_insecure_and_tls_verify_variable() -> None:
 
 
 @pytest.mark.parametrize(("argv", "env", "fragment"), [
-    (["--types", "prices,foo"], {}, "unknown type foo"),
+    (["--types", " , "], {}, "name at least one data type"),
     (["--since", "2025-02-30"], {}, "expected a date as YYYY-MM-DD"),
     (["--limit", "0"], {}, "at least 1"),
     (["--max-rps", "fast"], {}, "expected a number"),
@@ -73,7 +73,7 @@ def test_bad_dotenv_value_and_unknown_dotenv_name(tmp_path: Path) -> None:
         resolve([], dotenv="NEPSE_LIMT=10\n", tmp_path=tmp_path)
 
 
-def test_env_example_documents_every_setting() -> None:
+def test_env_example_documents_every_setting(tmp_path: Path) -> None:
     text = (REPO / ".env.example").read_text()
     for spec in SPECS:
         assert f"# {spec.env}=" in text, spec.env
@@ -81,12 +81,9 @@ def test_env_example_documents_every_setting() -> None:
     uncommented = "\n".join(line[2:] for line in text.splitlines() if line.startswith("# NEPSE_"))
     example = "\n".join(line for line in uncommented.splitlines()
                         if not line.startswith(("NEPSE_CA_BUNDLE", "NEPSE_LOAD_ONLY", "NEPSE_EXTRACT_ONLY")))
-    path = REPO / "tests" / ".env-example-check"
-    try:
-        path.write_text(example)
-        settings = resolve_settings([], environ={}, dotenv_path=path)
-    finally:
-        path.unlink(missing_ok=True)
+    path = tmp_path / ".env"
+    path.write_text(example)
+    settings = resolve_settings([], environ={}, dotenv_path=path)
     assert settings.symbols == ("NABIL", "ADBL")
 
 

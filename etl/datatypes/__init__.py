@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from etl.datatypes.base import DataType
 from etl.datatypes.dividends import DIVIDENDS
 from etl.datatypes.prices import PRICES
@@ -13,3 +15,13 @@ REGISTRY: dict[str, DataType] = {data_type.name: data_type for data_type in (PRI
 
 def get(name: str) -> DataType:
     return REGISTRY[name]
+
+
+def select(names: Sequence[str]) -> list[DataType]:
+    """The named types in the order given, or every registered type when none is named.
+
+    Raises ValueError naming the unknown ones and the choices."""
+    unknown = [name for name in names if name not in REGISTRY]
+    if unknown:
+        raise ValueError(f"unknown type {', '.join(unknown)}; choose from {', '.join(REGISTRY)}")
+    return [REGISTRY[name] for name in names or REGISTRY]

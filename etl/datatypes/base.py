@@ -17,20 +17,34 @@ import sys
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 
+from etl.paging import Paginator
+from etl.payloads import BodyCheck
+
 if TYPE_CHECKING:
     import polars as pl
-
-    from etl.client import NepseClient
 
 # Columns every raw-zone file carries besides the type's own.
 FETCHED_AT = "fetched_at"  # when we fetched the row (UTC, ISO 8601): newest wins on dedupe
 REJECT_REASON = "reject_reason"  # set at parse time when a value could not be read
 
 Row = dict[str, Any]
+
+
+class Api(Protocol):
+    """What a type's fetch needs of the HTTP client (`etl.client.NepseClient` is the real one)."""
+
+    page_size: int
+    max_pages: int
+
+    async def get_json(self, path: str, params: dict[str, Any] | None = None,
+                       validate: BodyCheck | None = None) -> Any: ...
+
+    async def get_pages(self, path: str, params: dict[str, Any], paginator: Paginator,
+                        convert: Callable[[list[Any]], Any] | None = None) -> list[Any]: ...
 
 
 @dataclass(frozen=True)
@@ -62,7 +76,7 @@ class DataType:
     table: str
     schema: pa.Schema  # the type's own columns, in SQLite column order
     natural_key: tuple[str, ...]
-    fetch: Callable[[NepseClient, Company, FetchWindow], Awaitable[Any]]
+    fetch: Callable[[Api, Company, FetchWindow], Awaitable[Any]]
     parse: Callable[[Any, Company], list[Row]]
     # Polars expression giving the reason a row cannot be stored (no key, unreadable value), or null.
     contract: Callable[[], pl.Expr]

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from etl import api
-from etl.client import NepseClient
 from etl.datatypes.base import (
     REJECT_REASON,
+    Api,
     Company,
     DataType,
     FetchWindow,
@@ -32,6 +32,7 @@ from etl.datatypes.base import (
     to_iso_date,
     values_text,
 )
+from etl.paging import SpringPaginator
 
 if TYPE_CHECKING:
     import polars as pl
@@ -49,10 +50,10 @@ SCHEMA = pa.schema([
 ])
 
 
-async def fetch(client: NepseClient, company: Company, window: FetchWindow) -> list[Any]:
+async def fetch(client: Api, company: Company, window: FetchWindow) -> list[Any]:
     params = {"startDate": window.since.isoformat(), "endDate": window.until.isoformat()}
     path = api.PRICE_HISTORY_PATH.format(id=company.security_id)
-    return Pages(await client.get_pages(path, params, client.settings.page_size, client.settings.max_pages,
+    return Pages(await client.get_pages(path, params, SpringPaginator(client.page_size, client.max_pages),
                                         convert=PRICES.page_converter(company)))
 
 

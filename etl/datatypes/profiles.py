@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from etl import api
-from etl.client import NepseClient, check_json_object
 from etl.datatypes.base import (
+    Api,
     Company,
     DataType,
     FetchWindow,
@@ -18,6 +18,7 @@ from etl.datatypes.base import (
     parse_each,
     required,
 )
+from etl.payloads import check_json_object
 
 if TYPE_CHECKING:
     import polars as pl
@@ -51,7 +52,7 @@ _FIELDS = {
 }
 
 
-async def fetch(client: NepseClient, company: Company, window: FetchWindow) -> Any:
+async def fetch(client: Api, company: Company, window: FetchWindow) -> Any:
     return await client.get_json(api.PROFILE_PATH.format(id=company.security_id), validate=check_json_object)
 
 

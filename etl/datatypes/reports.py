@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from etl import api
-from etl.client import NepseClient, check_json_list
 from etl.datatypes.base import (
+    Api,
     Company,
     DataType,
     FetchWindow,
@@ -24,6 +24,7 @@ from etl.datatypes.base import (
     to_float,
     to_int,
 )
+from etl.payloads import check_json_list
 
 if TYPE_CHECKING:
     import polars as pl
@@ -50,7 +51,7 @@ _QUARTER_WORDS = {"first": "Q1", "second": "Q2", "third": "Q3", "fourth": "Q4"}
 _QUARTER_DIGIT = re.compile(r"\b([1-4])(?:st|nd|rd|th)?\b")
 
 
-async def fetch(client: NepseClient, company: Company, window: FetchWindow) -> list[Any]:
+async def fetch(client: Api, company: Company, window: FetchWindow) -> list[Any]:
     return await client.get_json(api.REPORTS_PATH.format(id=company.security_id), validate=check_json_list)
 
 

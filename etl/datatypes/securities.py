@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from etl import api
-from etl.client import NepseClient, check_json_list
 from etl.datatypes.base import (
+    Api,
     Company,
     DataType,
     FetchWindow,
@@ -19,6 +19,7 @@ from etl.datatypes.base import (
     required,
     to_int,
 )
+from etl.payloads import check_json_list
 
 if TYPE_CHECKING:
     import polars as pl
@@ -37,7 +38,7 @@ SCHEMA = pa.schema([
 ])
 
 
-async def fetch(client: NepseClient, company: Company | None = None, window: FetchWindow | None = None) -> Any:
+async def fetch(client: Api, company: Company | None = None, window: FetchWindow | None = None) -> Any:
     return await client.get_json(api.COMPANY_LIST_PATH, validate=check_json_list)
 
 

@@ -1,0 +1,61 @@
+"""Every etl module imports on its own: no import cycle hides behind the order modules happen to load in."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import etl
+
+MODULES = sorted(
+    ".".join(("etl", *path.relative_to(Path(etl.__file__).parent).with_suffix("").parts)).removesuffix(".__init__")
+    for path in Path(etl.__file__).parent.rglob("*.py")
+)
+
+# A fresh interpreter loads every module once (so the third-party libraries are in memory), forgets every
+# etl module, then forks one child per module: each child starts with no etl module loaded and imports
+# only its own. A fork costs milliseconds where a new interpreter per module would cost a second.
+_PROBE = """
+import importlib, os, sys, traceback
+modules = sys.argv[1:]
+for name in modules:
+    importlib.import_module(name)
+for name in [name for name in sys.modules if name == "etl" or name.startswith("etl.")]:
+    del sys.modules[name]
+failed = []
+for name in modules:
+    pid = os.fork()
+    if pid == 0:
+        try:
+            assert not any(loaded == "etl" or loaded.startswith("etl.") for loaded in sys.modules)
+            importlib.import_module(name)
+        except BaseException:
+            traceback.print_exc()
+            os._exit(1)
+        os._exit(0)
+    if os.waitpid(pid, 0)[1] != 0:
+        failed.append(name)
+print("failed:", " ".join(failed))
+sys.exit(1 if failed else 0)
+"""
+
+
+def test_the_module_list_is_complete() -> None:
+    assert {"etl.client", "etl.settings", "etl.datatypes", "etl.datatypes.prices", "etl.paging"} <= set(MODULES)
+    assert len(MODULES) > 30
+
+
+def test_every_module_imports_alone_in_a_fresh_process() -> None:
+    result = subprocess.run([sys.executable, "-c", _PROBE, *MODULES], capture_output=True, text=True, timeout=120,
+                            cwd=Path(etl.__file__).parent.parent)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == "failed:"
+
+
+def test_settings_do_not_import_the_data_types_or_the_client() -> None:
+    """The cycle that was: settings -> registry -> type modules -> client -> settings."""
+    code = "import sys, etl.settings; print(sorted(m for m in sys.modules if m.startswith('etl.')))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                            cwd=Path(etl.__file__).parent.parent, check=True).stdout
+    assert loaded.strip() == "['etl.api', 'etl.settings']"
