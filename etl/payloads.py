@@ -11,6 +11,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+
 from etl import api
 from etl.failures import FetchError
 
@@ -21,6 +23,10 @@ BodyCheck = Callable[[Any], Any]
 def parse_json_body(body: bytes) -> Any:
     if not body.strip():
         raise FetchError("empty_body", "empty 200 response")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass  # what orjson refuses but Python reads (NaN, UTF-16, integers beyond 64 bits) reads as before
     try:
         return json.loads(body)
     except ValueError:

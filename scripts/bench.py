@@ -107,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
                               "would not fit (e.g. 5=300)")
     targets.add_argument("--target-memory-sizes", type=int, nargs="*", default=[300, 600],
                          help="company counts for peak memory, at the highest budget, no faults (default 300 600)")
+    targets.add_argument("--parse-only", action="store_true",
+                         help="only the parse CPU comparison (seconds; no simulator runs)")
     targets.add_argument("--cli-repo", type=Path, default=REPO_ROOT,
                          help="checkout whose scripts/backfill.py is run (another commit, for before/after)")
     parser.add_argument("--quick", action="store_true",
@@ -450,6 +452,51 @@ def run_target(context: Context, n_companies: int, budget: float, faults: float)
     }
 
 
+def measure_parse_cpu(seed: int, n_companies: int = 60, years: int = 10, repeats: int = 5) -> dict[str, Any]:
+    """CPU seconds per 1,000 price rows for one page's work (decode, parse, Arrow table), in this process on
+    the same pages: `json.loads` and the row parser (what every page took before) against the client's
+    decoder and the columns."""
+    from etl.datatypes.base import Company, Pages, rows_to_table
+    from etl.datatypes.prices import PRICES
+    from etl.payloads import parse_json_body
+    from etl.simulator import SimData
+
+    data = SimData(seed, n_companies=n_companies, history_days=365 * years)
+    start, end = data.history_start, data.today
+    pages: list[tuple[Company, bytes]] = []
+    for company in (c for c in data.companies() if c["status"] == "A"):
+        rows = data.prices(company["id"], start, end)
+        for first in range(0, len(rows), 500):
+            body = json.dumps({"content": rows[first:first + 500]}).encode()
+            pages.append((Company(company["id"], company["symbol"].strip()), body))
+    n_rows = sum(len(json.loads(body)["content"]) for _, body in pages)
+
+    def row_parser(company: Company, body: bytes) -> None:
+        rows_to_table(PRICES.parse(json.loads(body)["content"], company), PRICES, "t")
+
+    def columns(company: Company, body: bytes) -> None:
+        PRICES.to_table(Pages([PRICES.page_converter(company)(parse_json_body(body)["content"])]), company, "t")
+
+    def decode_only(company: Company, body: bytes) -> None:
+        json.loads(body)
+
+    def cpu_per_1000(work: Callable[[Company, bytes], None]) -> float:
+        best = float("inf")
+        for _ in range(repeats):
+            started = time.process_time()
+            for company, body in pages:
+                work(company, body)
+            best = min(best, time.process_time() - started)
+        return best / n_rows * 1000
+
+    def decode_now(company: Company, body: bytes) -> None:
+        parse_json_body(body)
+
+    return {"rows": n_rows, "pages": len(pages), "decode_only": cpu_per_1000(decode_only),
+            "decode_now": cpu_per_1000(decode_now),
+            "row_parser": cpu_per_1000(row_parser), "columns": cpu_per_1000(columns)}
+
+
 def subset_sizes(args: argparse.Namespace) -> dict[float, int]:
     sizes = {}
     for item in args.subset:
@@ -684,7 +731,9 @@ def run_matrix_only(context: Context) -> dict[str, Any]:
         "machine": machine(), "load_average_before": os.getloadavg(),
         "config": {key: str(value) for key, value in vars(args).items() if key not in {"json", "keep"}},
     }
-    results["matrix"] = run_target_matrix(context)
+    context.console.print("[bold]parse CPU[/]: price pages, row parser against columns ...")
+    results["parse_cpu"] = measure_parse_cpu(args.seed)
+    results["matrix"] = run_target_matrix(context) if not args.parse_only else {"runs": [], "memory": []}
     results["load_average_after"] = os.getloadavg()
     results["targets"] = check_target_matrix(results["matrix"])
     return results
@@ -694,6 +743,12 @@ def render_matrix(console: Console, results: dict[str, Any]) -> None:
     matrix = results["matrix"]
     console.print(matrix_table("Budget-bound runs (--extract-only)", matrix["runs"]))
     console.print(matrix_table("Peak memory at the highest budget, no faults", matrix["memory"]))
+    parse = results["parse_cpu"]
+    console.print(f"Parse CPU per 1,000 price rows ({parse['rows']:,} rows in {parse['pages']:,} pages; decode, "
+                  f"parse, Arrow table; best of 5): before (json.loads + row parser) "
+                  f"{parse['row_parser'] * 1000:.2f} ms, "
+                  f"of which decoding {parse['decode_only'] * 1000:.2f} ms; now (orjson + columns) "
+                  f"{parse['columns'] * 1000:.2f} ms, of which decoding {parse['decode_now'] * 1000:.2f} ms")
     console.print(f"load average before {results['load_average_before']}, after {results['load_average_after']}")
     console.print(targets_table(results["targets"]))
 

@@ -110,3 +110,27 @@ def test_a_page_without_paging_metadata_is_the_last() -> None:
     paginator.next_request()
     assert paginator.update({"content": [1, 2]}) == [1, 2]
     assert paginator.next_request() is None
+
+
+def test_json_the_fast_decoder_refuses_is_read_as_python_reads_it() -> None:
+    from etl.payloads import parse_json_body
+
+    assert parse_json_body(b'{"content": [{"closePrice": 10.5, "totalTrades": 3}]}') == {
+        "content": [{"closePrice": 10.5, "totalTrades": 3}]}
+    values = parse_json_body(b"[NaN, Infinity, 1]")  # orjson refuses these literals; json reads them
+    assert values[2] == 1 and values[0] != values[0] and values[1] == float("inf")
+    assert parse_json_body('["utf-16"]'.encode("utf-16")) == ["utf-16"]
+    with pytest.raises(FetchError, match="not valid JSON"):
+        parse_json_body(b'{"content": [')
+
+
+def test_spring_paginator_says_how_many_pages_are_left_once_the_server_has_said() -> None:
+    paginator = SpringPaginator(page_size=2, max_pages=10)
+    assert paginator.pages_left is None  # nothing known before the first page
+    paginator.update({"content": [1, 2], "number": 0, "size": 2, "totalElements": 5, "totalPages": 3,
+                      "last": False})
+    assert paginator.pages_left == 2
+    paginator.update({"content": [3, 4], "number": 1, "size": 2, "totalElements": 5, "totalPages": 3,
+                      "last": False})
+    paginator.update({"content": [5], "number": 2, "size": 2, "totalElements": 5, "totalPages": 3, "last": True})
+    assert paginator.pages_left == 0

@@ -253,7 +253,8 @@ def parse_each(records: Iterable[Any], parse_one: Callable[[dict], Row | None], 
 # Arrow's type inference tries `import dateutil.relativedelta` on every call; without dateutil that failed
 # import searches sys.path each time (about half the cost of a page). Remember the absence once.
 if importlib.util.find_spec("dateutil") is None:
-    sys.modules.setdefault("dateutil", None)  # type: ignore[arg-type]
+    for _absent in ("dateutil", "dateutil.relativedelta"):
+        sys.modules.setdefault(_absent, None)  # type: ignore[arg-type]
 
 
 def source_columns(records: Any, keys: Iterable[str]) -> dict[str, pa.Array] | None:
