@@ -82,6 +82,8 @@ class DataType:
     # An incremental type's date column: only the days after those already saved are fetched.
     date_column: str | None = None
     key_includes_symbol: bool = True  # so each symbol's partition can be loaded on its own
+    # With --include-promoter, also every listed security the company list lacks (promoter shares).
+    every_security: bool = False
     calls_per_company: int = 1  # for --dry-run estimates
 
     @property
