@@ -102,13 +102,14 @@ async def _fetch_company_list(context: RunContext, budget: HostBudget, with_secu
             context.company_list_requests = client.stats.requests
 
 
-def fetch_universe(context: RunContext, budget: HostBudget) -> tuple[list[Company], list[Company]]:
+def fetch_universe(context: RunContext, budget: HostBudget, type_names: tuple[str, ...],
+                   ) -> tuple[list[Company], list[Company]]:
     """(the companies every type fetches; with --include-promoter, the listed securities the company
     list lacks, which only types that take every security fetch)."""
     settings = context.settings
     host = settings.base_url
     wants_security_list = settings.include_promoter and any(
-        datatypes.get(name).every_security for name in settings.selected_types)
+        datatypes.get(name).every_security for name in type_names)
     try:
         records, security_records = asyncio.run(_fetch_company_list(context, budget, wants_security_list))
     except FetchError as error:
@@ -280,7 +281,7 @@ def _run_stages(context: RunContext, hub: LogHub, ctx: multiprocessing.context.B
         if removed:
             logger.info(f"removed {removed} temporary files left by an interrupted run")
         try:
-            universe, extras = fetch_universe(context, budget)
+            universe, extras = fetch_universe(context, budget, type_names)
         except HostProblem as problem:
             logger.error(str(problem))
             return build_report(context, {}, {}, 0, type_names, fatal_error=str(problem))
