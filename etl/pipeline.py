@@ -24,8 +24,8 @@ from rich.console import Console
 from etl import datatypes, tls
 from etl.budget import HostBudget, StateDirError, ledger_path
 from etl.client import ClientConfig, NepseClient
-from etl.datatypes.base import Company, rows_to_table
-from etl.datatypes.securities import SECURITIES, active_companies
+from etl.datatypes.base import Company, DataType, rows_to_table
+from etl.datatypes.securities import SECURITIES, active_companies, fetch_security_list, parse_security_list
 from etl.extract import ExtractPool, TypeJob
 from etl.failures import FetchError
 from etl.load import LoadCounts, load_all, open_database
@@ -83,52 +83,81 @@ def output_lock(output: Path) -> Iterator[None]:
 # ---- the company list
 
 
-async def _fetch_company_list(context: RunContext, budget: HostBudget) -> Any:
+async def _fetch_company_list(context: RunContext, budget: HostBudget, with_security_list: bool,
+                              ) -> tuple[Any, Any]:
+    """(the company list, the security list or None)."""
     await tls.complete_chain(context.settings, budget)
     async with NepseClient(ClientConfig.from_settings(context.settings), budget) as client:
         try:
-            return await SECURITIES.fetch(client, None, None)  # type: ignore[arg-type]
+            companies = await SECURITIES.fetch(client, None, None)  # type: ignore[arg-type]
+            if not with_security_list:
+                return companies, None
+            try:
+                return companies, await fetch_security_list(client)
+            except FetchError as error:
+                raise HostProblem(f"cannot get NEPSE's security list (for --include-promoter) from "
+                                  f"{context.settings.base_url}: {error.describe()}. Run without "
+                                  "--include-promoter, or try again later") from None
         finally:
             context.company_list_requests = client.stats.requests
 
 
-def fetch_universe(context: RunContext, budget: HostBudget) -> list[Company]:
+def fetch_universe(context: RunContext, budget: HostBudget, type_names: tuple[str, ...],
+                   ) -> tuple[list[Company], list[Company]]:
+    """(the companies every type fetches; with --include-promoter, the listed securities the company
+    list lacks, which only types that take every security fetch)."""
     settings = context.settings
     host = settings.base_url
+    wants_security_list = settings.include_promoter and any(
+        datatypes.get(name).every_security for name in type_names)
     try:
-        records = asyncio.run(_fetch_company_list(context, budget))
+        records, security_records = asyncio.run(_fetch_company_list(context, budget, wants_security_list))
     except FetchError as error:
         if error.outcome == "tls_error":
             raise ConfigError(error.detail) from None
         raise HostProblem(f"cannot get the company list from {host}: {error.describe()}. Check --base-url and "
                           "the network; if the server is struggling, try a lower --max-rps later") from None
     rows = SECURITIES.parse(records, None)  # type: ignore[arg-type]
+    extra_rows = [] if security_records is None else parse_security_list(security_records, rows)
     fetched_at = datetime.now(timezone.utc).isoformat(timespec="microseconds")
-    context.zone.write(context.zone.securities_path, rows_to_table(rows, SECURITIES, fetched_at),
+    context.zone.write(context.zone.securities_path, rows_to_table(rows + extra_rows, SECURITIES, fetched_at),
                        {"type": "securities", "fetched_at": fetched_at, "run_id": context.run_id})
-    return select_universe(active_companies(rows), rows, settings)
+    extras = [company for company in active_companies(extra_rows)
+              if not settings.symbols or company.symbol in settings.symbols][: settings.limit]
+    if extras:
+        logger.info(f"--include-promoter: {len(extras):,} listed securities the company list lacks "
+                    f"(e.g. {', '.join(company.symbol for company in extras[:3])}) added to the price backfill")
+    return select_universe(active_companies(rows), rows, settings, {company.symbol for company in extras}), extras
 
 
-def select_universe(active: list[Company], all_rows: list[dict], settings: Settings) -> list[Company]:
+def select_universe(active: list[Company], all_rows: list[dict], settings: Settings,
+                    elsewhere: set[str] | None = None) -> list[Company]:
+    """The companies every type fetches; `elsewhere`: symbols asked for that only the security list has."""
     universe = active
     if settings.symbols:
+        wanted = [symbol for symbol in settings.symbols if symbol not in (elsewhere or set())]
         by_symbol = {company.symbol: company for company in active}
         listed = {row.get("symbol") for row in all_rows}
-        unknown = [symbol for symbol in settings.symbols if symbol not in listed]
+        unknown = [symbol for symbol in wanted if symbol not in listed]
         if unknown:
             raise ConfigError(f"unknown symbol {', '.join(unknown)}: not in NEPSE's company list; check the "
-                              "spelling (symbols are matched without surrounding spaces)")
-        inactive = [symbol for symbol in settings.symbols if symbol not in by_symbol]
+                              "spelling (symbols are matched without surrounding spaces); promoter shares "
+                              "need --include-promoter")
+        inactive = [symbol for symbol in wanted if symbol not in by_symbol]
         if inactive:
             logger.warning(f"{', '.join(inactive)} not active (delisted or suspended); fetching anyway")
             rows_by_symbol = {row["symbol"]: row for row in all_rows if row.get("symbol")}
             for symbol in inactive:
                 row = rows_by_symbol[symbol]
                 by_symbol[symbol] = Company(row["security_id"], symbol, row.get("company_name") or "")
-        universe = [by_symbol[symbol] for symbol in settings.symbols]
+        universe = [by_symbol[symbol] for symbol in wanted]
     if settings.limit is not None:
         universe = universe[: settings.limit]
     return universe
+
+
+def universe_of(data_type: DataType, companies: list[Company], extras: list[Company]) -> list[Company]:
+    return companies + extras if data_type.every_security else companies
 
 
 # ---- dry run
@@ -290,15 +319,16 @@ def _extract_stage(context: RunContext, hub: LogHub, ctx: multiprocessing.contex
     if removed:
         logger.info(f"removed {removed} temporary files left by an interrupted run")
     try:
-        universe = fetch_universe(context, budget)
+        universe, extras = fetch_universe(context, budget, type_names)
     except HostProblem as problem:
         logger.error(str(problem))
         return build_report(context, {}, {}, 0, type_names, fatal_error=str(problem))
-    fingerprint = job_fingerprint(settings, universe)
+    fingerprint = job_fingerprint(settings, universe + extras)
     if settings.dry_run:
         current = state.read() or {}
         resume_job = current.get("job_id") if current.get("fingerprint") == fingerprint else None
-        plans = [plan_type(datatypes.get(n), universe, context.zone, settings, resume_job) for n in type_names]
+        plans = [plan_type(datatypes.get(n), universe_of(datatypes.get(n), universe, extras), context.zone,
+                           settings, resume_job) for n in type_names]
         print_plan(context.console, plans, settings, resume_job is not None)
         return None
     job_id, resuming = state.begin(fingerprint, context.run_id)
@@ -306,6 +336,6 @@ def _extract_stage(context: RunContext, hub: LogHub, ctx: multiprocessing.contex
         logger.info(f"resuming job {job_id}: companies it completed are skipped")
         if not settings.quiet:
             context.console.print("Resuming the interrupted run: companies it already completed are skipped.")
-    plans = [plan_type(datatypes.get(name), universe, context.zone, settings, job_id if resuming else None)
-             for name in type_names]
+    plans = [plan_type(datatypes.get(name), universe_of(datatypes.get(name), universe, extras), context.zone,
+                       settings, job_id if resuming else None) for name in type_names]
     return run_extract(context, plans, budget, hub, ctx, job_id), job_id

@@ -153,6 +153,9 @@ SPECS: tuple[SettingSpec, ...] = (
                 "what to fetch", metavar="YYYY-MM-DD"),
     SettingSpec("full", parse_bool, "refetch the whole price window instead of only the days after "
                 "those already saved", "what to fetch", is_switch=True),
+    SettingSpec("include_promoter", parse_bool, "also fetch the prices of listed securities the company list "
+                "lacks (promoter shares first of all), from NEPSE's security list", "what to fetch",
+                is_switch=True),
     # Stages
     SettingSpec("load_only", parse_bool, "only load the Parquet already in the raw zone into SQLite",
                 "stages", is_switch=True),
@@ -237,6 +240,7 @@ class Settings:
     since: date | None = None
     until: date | None = None
     full: bool = False
+    include_promoter: bool = False
     load_only: bool = False
     extract_only: bool = False
     dry_run: bool = False

@@ -212,6 +212,17 @@ def test_most_debentures_never_trade(full_data: SimData) -> None:
     assert all(c["symbol"] != "NICAD85/86" for c in silent)
 
 
+def test_promoter_shares_are_listed_only_in_the_security_list(full_data: SimData) -> None:
+    companies = {c["id"] for c in full_data.companies()}
+    listed = full_data.securities(non_delisted=True)
+    promoters = [entry for entry in listed if entry["id"] not in companies]
+    active_equities = [c for c in full_data.companies() if c["status"] == "A" and c["instrumentType"] == "Equity"]
+    assert round(len(active_equities) * 4 / 261) == len(promoters) > 0  # 4 per 261 active equities, as in reality
+    assert all(entry["symbol"].endswith(("PO", "P")) and "Promoter" in entry["securityName"] for entry in promoters)
+    assert all(full_data.served_prices(entry["id"]) for entry in promoters)
+    assert len(SimData(SEED, 40, TODAY).promoter_shares()) == 1  # a small simulator still has one
+
+
 def test_delisted_companies_have_few_or_no_rows(full_data: SimData) -> None:
     delisted = [c["id"] for c in full_data.companies() if c["status"] == "D"][:40]
     assert sum(len(full_data.served_prices(i)) for i in delisted) / len(delisted) < 30

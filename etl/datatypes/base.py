@@ -85,6 +85,8 @@ class DataType:
     # An incremental type's date column: only the days after those already saved are fetched.
     date_column: str | None = None
     key_includes_symbol: bool = True  # so each symbol's partition can be loaded on its own
+    # With --include-promoter, also every listed security the company list lacks (promoter shares).
+    every_security: bool = False
     calls_per_company: int = 1  # for --dry-run estimates
     # Optional fast path: the records as the type's own columns in one step, or None when some value needs
     # `parse` (which reads row by row and says what is wrong with a row).

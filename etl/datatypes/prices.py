@@ -136,6 +136,7 @@ PRICES = DataType(
     contract=contract,
     rules=RULES,
     date_column="business_date",
+    every_security=True,  # promoter shares trade under their own security ids
 )
 
 __all__ = ["PRICES", "REJECT_REASON"]

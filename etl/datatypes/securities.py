@@ -1,4 +1,9 @@
-"""The company list: fetched once per run by the parent; it defines the universe."""
+"""The company list: fetched once per run by the parent; it defines the universe.
+
+With --include-promoter the parent also reads NEPSE's security list, which carries listed
+securities the company list lacks (promoter shares first of all); those are added to the
+`securities` table (marked `source_list` 'security') and to the price backfill only.
+"""
 
 from __future__ import annotations
 
@@ -35,19 +40,30 @@ SCHEMA = pa.schema([
     ("email", pa.string()),
     ("website", pa.string()),
     ("regulatory_body", pa.string()),
+    ("source_list", pa.string()),  # which list the row came from: 'company' or 'security'
 ])
+
+COMPANY_LIST, SECURITY_LIST = "company", "security"
 
 
 async def fetch(client: Api, company: Company | None = None, window: FetchWindow | None = None) -> Any:
     return await client.get_json(api.COMPANY_LIST_PATH, validate=check_json_list)
 
 
+async def fetch_security_list(client: Api) -> Any:
+    return await client.get_json(api.SECURITY_LIST_PATH, api.SECURITY_LIST_PARAMS, validate=check_json_list)
+
+
+def _symbol(record: dict) -> str | None:
+    symbol = clean_text(record.get("symbol"))
+    return symbol.upper() if symbol else None
+
+
 def parse(records: Any, company: Company | None = None) -> list[Row]:
     def parse_one(record: dict) -> Row:
-        symbol = clean_text(record.get("symbol"))
         return {
             "security_id": to_int(record.get("id"), "id"),
-            "symbol": symbol.upper() if symbol else None,
+            "symbol": _symbol(record),
             "company_name": clean_text(record.get("companyName")),
             "security_name": clean_text(record.get("securityName")),
             "status": clean_text(record.get("status")),
@@ -56,9 +72,29 @@ def parse(records: Any, company: Company | None = None) -> list[Row]:
             "email": clean_text(record.get("companyEmail")),
             "website": clean_text(record.get("website")),
             "regulatory_body": clean_text(record.get("regulatoryBody")),
+            "source_list": COMPANY_LIST,
         }
 
-    return parse_each(records, parse_one, {})
+    return parse_each(records, parse_one, {"source_list": COMPANY_LIST})
+
+
+def parse_security_list(records: Any, company_rows: list[Row]) -> list[Row]:
+    """Rows of the security list that the company list lacks (by id and by symbol)."""
+    known_ids = {row.get("security_id") for row in company_rows}
+    known_symbols = {row.get("symbol") for row in company_rows}
+
+    def parse_one(record: dict) -> Row | None:
+        row = {
+            "security_id": to_int(record.get("id"), "id"),
+            "symbol": _symbol(record),
+            "company_name": clean_text(record.get("name")),
+            "security_name": clean_text(record.get("securityName")),
+            "status": clean_text(record.get("activeStatus")),
+            "source_list": SECURITY_LIST,
+        }
+        return None if row["security_id"] in known_ids or row["symbol"] in known_symbols else row
+
+    return parse_each(records, parse_one, {"source_list": SECURITY_LIST})
 
 
 def contract() -> pl.Expr:

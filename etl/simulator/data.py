@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import datetime
 import random
 from collections.abc import Callable
 
 from etl.simulator import filings
-from etl.simulator.companies import ACTIVE, DELISTED, EQUITY, Security, generate_securities
+from etl.simulator.companies import ACTIVE, DELISTED, EQUITY, Security, generate_securities, trading_traits
 from etl.simulator.nepal_calendar import nepal_today
 from etl.simulator.prices import simulate_prices
 
 RecordBuilder = Callable[[int, Security, datetime.date], list[dict]]
-PROMOTER_SHARE_SECTORS = frozenset({"Commercial Banks", "Development Banks", "Finance", "Microfinance"})
-PROMOTER_SHARE_PROBABILITY = 0.15
+PROMOTER_SHARE_SECTORS = frozenset({"Commercial Banks", "Development Banks", "Finance", "Microfinance",
+                                    "Life Insurance", "Non Life Insurance", "Investment"})
+# Four promoter shares trade in ten years of real prices (NIMBPO, RBCLPO, HIDCLP, SLBBLP: a bank, an insurer,
+# an investment company, a microfinance) against 261 active equities in the real company list; none of them
+# is in the company list. At least one is listed, so that a small simulator has one to serve.
+PROMOTER_SHARES_PER_ACTIVE_EQUITY = 4 / 261
+PROMOTER_SUFFIXES = ("PO", "P")
 
 
 class SimData:
@@ -31,7 +37,9 @@ class SimData:
         self._securities = generate_securities(seed, n_companies)
         self._by_id = {security.id: security for security in self._securities}
         self._companies = [security.company_json() for security in self._securities]
-        self._security_list = self._build_security_list()
+        self._promoters = promoter_shares(seed, self._securities)
+        self._promoter_by_id = {security.id: security for security in self._promoters}
+        self._security_list = [security_list_entry(security) for security in [*self._securities, *self._promoters]]
         self._prices: dict[int, list[dict]] = {}
         self._price_dates: dict[int, list[str]] = {}
         self._reports: dict[int, list[dict]] = {}
@@ -89,32 +97,37 @@ class SimData:
     def _served_prices(self, security_id: int) -> list[dict]:
         """Oldest first; the per-security cache behind prices()."""
         if security_id not in self._prices:
-            security = self._by_id.get(security_id)
+            security = self._by_id.get(security_id) or self._promoter_by_id.get(security_id)
             rows = [] if security is None else simulate_prices(self.seed, security, self.history_start, self.today)
             self._prices[security_id] = rows
             self._price_dates[security_id] = [row["businessDate"] for row in rows]
         return self._prices[security_id]
 
-    def _build_security_list(self) -> list[dict]:
-        entries = [security_list_entry(security) for security in self._securities]
-        rng = random.Random(f"{self.seed}:promoters")
-        next_id = max(self._by_id, default=100) + rng.randint(50, 200)
-        symbols = {security.symbol.strip() for security in self._securities}
-        for security in self._securities:
-            if is_promoter_candidate(security) and rng.random() < PROMOTER_SHARE_PROBABILITY:
-                symbol = security.symbol.strip() + "PO"
-                if symbol in symbols:
-                    continue
-                symbols.add(symbol)
-                entries.append(promoter_entry(security, next_id, symbol))
-                next_id += rng.randint(1, 4)
-        return entries
+    def promoter_shares(self) -> list[Security]:
+        """The listed promoter shares: in the security list, not in the company list."""
+        return self._promoters
 
 
-def is_promoter_candidate(security: Security) -> bool:
-    return (
-        security.instrument_type == EQUITY and security.status == ACTIVE and security.sector in PROMOTER_SHARE_SECTORS
-    )
+def promoter_shares(seed: int, securities: list[Security]) -> list[Security]:
+    rng = random.Random(f"{seed}:promoters")
+    active_equities = [s for s in securities if s.instrument_type == EQUITY and s.status == ACTIVE]
+    candidates = [s for s in active_equities if s.sector in PROMOTER_SHARE_SECTORS]
+    wanted = min(len(candidates), max(1, round(len(active_equities) * PROMOTER_SHARES_PER_ACTIVE_EQUITY)))
+    taken = {security.symbol.strip() for security in securities}
+    next_id = max((security.id for security in securities), default=100) + rng.randint(50, 200)
+    promoters: list[Security] = []
+    for parent in rng.sample(candidates, len(candidates)):
+        symbol = parent.symbol.strip() + rng.choice(PROMOTER_SUFFIXES)
+        if len(promoters) == wanted:
+            break
+        if symbol in taken:
+            continue
+        taken.add(symbol)
+        traits = trading_traits(random.Random(f"{seed}:traits:{next_id}"), EQUITY, parent.sector, ACTIVE)
+        promoters.append(dataclasses.replace(parent, id=next_id, symbol=symbol, traits=traits,
+                                             security_name=parent.security_name.strip() + " Promoter Share"))
+        next_id += rng.randint(1, 4)
+    return promoters
 
 
 def security_list_entry(security: Security) -> dict:
@@ -124,14 +137,4 @@ def security_list_entry(security: Security) -> dict:
         "securityName": security.security_name,
         "name": security.company_name,
         "activeStatus": security.status,
-    }
-
-
-def promoter_entry(security: Security, security_id: int, symbol: str) -> dict:
-    return {
-        "id": security_id,
-        "symbol": symbol,
-        "securityName": security.security_name.strip() + " Promoter Share",
-        "name": security.company_name,
-        "activeStatus": ACTIVE,
     }
