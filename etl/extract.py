@@ -34,6 +34,7 @@ from etl.plan import WorkItem, covered_until
 from etl.procs import children_start_deaf_to_ctrl_c, die_with_parent, ignore_ctrl_c
 from etl.rawzone import RawZone, UnsafeSymbol, read_meta
 from etl.settings import Settings
+from etl.wasm_auth import TokenScheme
 
 
 @dataclass
@@ -66,6 +67,7 @@ class TypeJob:
     settings: Settings
     job_id: str
     run_id: str
+    token_scheme: TokenScheme = field(default_factory=lambda: TokenScheme(None))  # css.wasm or the formula
 
 
 # ---- the pool: one process per data type (parent side)
@@ -170,7 +172,8 @@ async def extract_type(job: TypeJob, budget: HostBudget, stop_requested: Any) ->
     queue: asyncio.Queue[WorkItem] = asyncio.Queue()
     for item in job.items:
         queue.put_nowait(item)
-    async with NepseClient(ClientConfig.from_settings(job.settings), budget, stop_check=stop_requested) as client:
+    async with NepseClient(ClientConfig.from_settings(job.settings), budget, stop_check=stop_requested,
+                           token_scheme=job.token_scheme) as client:
         workers = [asyncio.create_task(_worker(queue, client, data_type, zone, job, result))
                    for _ in range(min(job.settings.concurrency, len(job.items)))]
         await asyncio.gather(*workers)
