@@ -51,6 +51,9 @@ class WasmPositions:
             raise WasmUnusable("not a WebAssembly binary")
         config = wasmtime.Config()
         config.consume_fuel = True
+        # Compiling on wasmtime's thread pool hangs in a process forked after the parent compiled (the
+        # pool's threads do not survive the fork): `--start-method fork` needs single-threaded compiles.
+        config.parallel_compilation = False
         engine = wasmtime.Engine(config)
         self._store = wasmtime.Store(engine)
         try:

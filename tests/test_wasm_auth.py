@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import random
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import wasmtime
@@ -120,6 +122,24 @@ def test_a_refused_token_names_the_fallback_as_its_likely_cause(scheme: TokenSch
         run(server, action)
     assert raised.value.describe().startswith("HTTP 401")
     assert (hint in raised.value.describe()) if hint else ("css.wasm" not in raised.value.describe())
+
+
+def _positions_in_a_child(wasm: bytes, results: Any) -> None:
+    results.put(WasmPositions(wasm)(dict.fromkeys((f"salt{index}" for index in range(1, 6)), 12345)))
+
+
+def test_a_process_forked_after_the_parent_ran_the_module_can_run_it_too() -> None:
+    wasm = css_wasm.build(JUNK_POSITION_TABLE)
+    expected = WasmPositions(wasm)(dict.fromkeys((f"salt{index}" for index in range(1, 6)), 12345))
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    child = context.Process(target=_positions_in_a_child, args=(wasm, results))
+    child.start()
+    try:
+        assert results.get(timeout=30) == expected
+    finally:
+        child.join(5)
+        child.kill()
 
 
 # ---- the whole run against the simulator
