@@ -6,6 +6,8 @@ auth detail lives here: a change on their side should be a one-line fix on ours.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 DEFAULT_BASE_URL = "https://www.nepalstock.com"
@@ -19,6 +21,16 @@ PRICE_HISTORY_PATH = "/api/nots/market/history/security/{id}"
 REPORTS_PATH = "/api/nots/application/reports/{id}"
 DIVIDENDS_PATH = "/api/nots/application/dividend/{id}"
 PROFILE_PATH = "/api/nots/security/profile/{id}"
+# The site's own module that computes the token junk positions (the path nepse-api-helper downloads).
+CSS_WASM_PATH = "/assets/prod/css.wasm"
+CSS_WASM_EXPORTS = ("cdx", "rdx", "bdx", "ndx", "mdx")
+# How the public clients call those exports, one call per junk position: (export, indices into
+# (salt1, ..., salt5)). Each export answers from its second argument: salt2 for the access token,
+# salt1 for the refresh token.
+ACCESS_POSITION_CALLS = (("cdx", (0, 1, 2, 3, 4)), ("rdx", (0, 1, 3, 2, 4)), ("bdx", (0, 1, 3, 2, 4)),
+                         ("ndx", (0, 1, 3, 2, 4)), ("mdx", (0, 1, 3, 2, 4)))
+REFRESH_POSITION_CALLS = (("cdx", (1, 0, 2, 4, 3)), ("rdx", (1, 0, 2, 3, 4)), ("bdx", (1, 0, 3, 2, 4)),
+                          ("ndx", (1, 0, 3, 2, 4)), ("mdx", (1, 0, 3, 2, 4)))
 
 AUTH_SCHEME = "Salter"
 # The site's access token lives about 60 s; public clients re-prove well before that.
@@ -31,7 +43,8 @@ USER_AGENT = (
     "Chrome/126.0 Safari/537.36"
 )
 
-# Table D of the site's css.wasm, as reduced in docs (see nepse-api.md, "Authentication").
+# Table D of the site's css.wasm, as reduced in docs (see nepse-api.md, "Authentication"). The built-in
+# formula below is the fallback when the module itself cannot be fetched or run (etl/wasm_auth.py).
 _JUNK_TABLE = (
     5, 8, 4, 7, 9, 4, 6, 9, 5, 5, 6, 5, 3, 5, 4, 4, 9, 6, 6, 8,
     8, 6, 8, 6, 5, 8, 4, 9, 5, 9, 8, 5, 3, 4, 7, 7, 4, 7, 3, 9,
@@ -51,8 +64,13 @@ def browser_headers(base_url: str) -> dict[str, str]:
     }
 
 
+Positions = tuple[int, ...]
+# (access token positions, refresh token positions) from a /prove body's salts.
+PositionSource = Callable[[Mapping[str, Any]], tuple[Positions, Positions]]
+
+
 def junk_positions(salt: int) -> tuple[int, int, int, int, int]:
-    """The five 0-based indices of the junk characters NEPSE inserts into a token."""
+    """The five 0-based indices of the junk characters NEPSE inserts into a token (the built-in formula)."""
     a = (salt // 100) % 10
     b = (salt // 10) % 10
     c = salt % 10
@@ -60,19 +78,29 @@ def junk_positions(salt: int) -> tuple[int, int, int, int, int]:
     return (k + 22, a + b + k + 32, a + b + k + 60, b + k + 88, a + k + 110)
 
 
+def formula_positions(body: Mapping[str, Any]) -> tuple[Positions, Positions]:
+    """Access positions from salt2, refresh positions from salt1."""
+    return junk_positions(int(body["salt2"])), junk_positions(int(body["salt1"]))
+
+
+def remove_junk(raw_token: str, positions: Positions) -> str:
+    """The token without the characters at `positions` (indices into the raw token)."""
+    drop = set(positions)
+    if max(drop) >= len(raw_token):
+        raise ValueError(f"token of {len(raw_token)} characters is too short to be a NEPSE token")
+    return "".join(ch for index, ch in enumerate(raw_token) if index not in drop)
+
+
 def clean_token(raw_token: str, salt: int) -> str:
     """Remove the junk characters from a token as served by /prove or /refresh-token."""
-    positions = set(junk_positions(salt))
-    if max(positions) >= len(raw_token):
-        raise ValueError(f"token of {len(raw_token)} characters is too short to be a NEPSE token")
-    return "".join(ch for index, ch in enumerate(raw_token) if index not in positions)
+    return remove_junk(raw_token, junk_positions(salt))
 
 
-def clean_tokens(prove_body: dict) -> tuple[str, str]:
-    """(access token, refresh token) from a /prove body: access uses salt2, refresh salt1."""
-    access = clean_token(str(prove_body["accessToken"]), int(prove_body["salt2"]))
-    refresh = clean_token(str(prove_body["refreshToken"]), int(prove_body["salt1"]))
-    return access, refresh
+def clean_tokens(prove_body: Mapping[str, Any], positions: PositionSource = formula_positions) -> tuple[str, str]:
+    """(access token, refresh token) from a /prove body."""
+    access_positions, refresh_positions = positions(prove_body)
+    return (remove_junk(str(prove_body["accessToken"]), access_positions),
+            remove_junk(str(prove_body["refreshToken"]), refresh_positions))
 
 
 def auth_header(access_token: str) -> dict[str, str]:

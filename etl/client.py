@@ -24,6 +24,7 @@ from etl.events import RateChanged, emit
 from etl.failures import STRAIN_WEIGHTS, Action, FetchError, RetryPolicy, status_outcome
 from etl.paging import Paginator
 from etl.payloads import BodyCheck, check_prove_body, parse_json_body
+from etl.wasm_auth import TokenScheme
 
 if TYPE_CHECKING:
     from etl.settings import Settings
@@ -78,8 +79,10 @@ class NepseClient:
     """Use as `async with NepseClient(...) as client:` inside one event loop."""
 
     def __init__(self, config: ClientConfig, budget: HostBudget, *, stop_check: Callable[[], bool] | None = None,
-                 on_rate_change: Callable[[RateChange], None] | None = None, seed: int | None = None) -> None:
+                 on_rate_change: Callable[[RateChange], None] | None = None, seed: int | None = None,
+                 token_scheme: TokenScheme | None = None) -> None:
         self.config = config
+        self.use_token_scheme(token_scheme or TokenScheme(None))
         self.base_url = config.base_url
         self.host = urlsplit(config.base_url).netloc
         self.page_size = config.page_size
@@ -144,7 +147,22 @@ class NepseClient:
                 work.pages_left(paginator.pages_left)  # the plan's guess, corrected by the server's count
         return rows
 
+    async def get_asset(self, path: str, max_bytes: int) -> bytes:
+        """GET a static file of the site (no auth), at most `max_bytes`, retrying as OUTCOMES says."""
+        async def once() -> bytes:
+            body = await self._send_paced("GET", path, None, None)
+            if len(body) > max_bytes:
+                raise FetchError("body_too_large", f"{path} is over {max_bytes:,} bytes")
+            return body
+
+        return await self._with_retries(once)
+
     # ---- retries and auth
+
+    def use_token_scheme(self, scheme: TokenScheme) -> None:
+        """Clean tokens with the site's css.wasm, or the built-in formula (etl/wasm_auth.py)."""
+        self.junk_positions = scheme.positions()
+        self._auth_hint = scheme.auth_hint
 
     async def _with_retries(self, attempt_once: Callable[[], Any]) -> Any:
         attempt = 1
@@ -158,6 +176,8 @@ class NepseClient:
                 error.attempts = attempt
                 self._note_failure(error)
                 if not self.policy.should_retry(error, attempt):
+                    if error.action is Action.AUTH and self._auth_hint:
+                        error.detail = f"{error.detail} ({self._auth_hint})"
                     raise
                 wait = self.policy.wait_seconds(error, attempt, self._rng)
                 logger.debug(f"{error.detail}; retry {attempt} in {wait:.2f}s")
@@ -191,10 +211,10 @@ class NepseClient:
         async with self._token_lock:
             fresh = time.monotonic() - self._token_time < api.TOKEN_REFRESH_AFTER_S
             if self._token is None or not fresh:
-                body = await self._with_retries(lambda: self._request("GET", api.PROVE_PATH,
-                                                                      validate=check_prove_body))
+                body = await self._with_retries(lambda: self._request(
+                    "GET", api.PROVE_PATH, validate=lambda b: check_prove_body(b, self.junk_positions)))
                 self.stats.auth_calls += 1
-                self._token, _refresh = api.clean_tokens(body)
+                self._token, _refresh = api.clean_tokens(body, self.junk_positions)
                 self._token_time = time.monotonic()
             return self._token
 
@@ -202,6 +222,11 @@ class NepseClient:
 
     async def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
                        headers: dict[str, str] | None = None, validate: BodyCheck | None = None) -> Any:
+        data = parse_json_body(await self._send_paced(method, path, params, headers))
+        return data if validate is None else validate(data)
+
+    async def _send_paced(self, method: str, path: str, params: dict[str, Any] | None,
+                          headers: dict[str, str] | None) -> bytes:
         if self._stop_check():
             raise StopRequested()
         assert self._session is not None, "use NepseClient as an async context manager"
@@ -213,8 +238,7 @@ class NepseClient:
             started = time.monotonic()
             body = await self._send(method, path, params, headers)
         logger.debug(f"{method} {path} {params or ''} -> {len(body):,} bytes in {time.monotonic() - started:.3f}s")
-        data = parse_json_body(body)
-        return data if validate is None else validate(data)
+        return body
 
     async def _send(self, method: str, path: str, params: dict[str, Any] | None,
                     headers: dict[str, str] | None) -> bytes:

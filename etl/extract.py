@@ -36,6 +36,7 @@ from etl.plan import WorkItem, covered_until, expected_requests
 from etl.procs import children_start_deaf_to_ctrl_c, die_with_parent, ignore_ctrl_c
 from etl.rawzone import RawZone, UnsafeSymbol, read_meta
 from etl.settings import Settings
+from etl.wasm_auth import TokenScheme
 
 ARROW_POOL_VARIABLE = "ARROW_DEFAULT_MEMORY_POOL"
 
@@ -71,6 +72,7 @@ class TypeJob:
     settings: Settings
     job_id: str
     run_id: str
+    token_scheme: TokenScheme = field(default_factory=lambda: TokenScheme(None))  # css.wasm or the formula
     member: int = 0  # this type's place in the host budget's shares
 
 
@@ -198,7 +200,8 @@ async def extract_type(job: TypeJob, budget: HostBudget, stop_requested: Any) ->
     meter = WorkMeter(budget, sum(expected for _, expected in planned))
     meter.publish()
     try:
-        async with NepseClient(ClientConfig.from_settings(job.settings), budget, stop_check=stop_requested) as client:
+        async with NepseClient(ClientConfig.from_settings(job.settings), budget, stop_check=stop_requested,
+                               token_scheme=job.token_scheme) as client:
             # Twice as many workers as requests allowed in flight: a company sleeping off a backoff holds
             # no request slot, so the others keep the type's share busy meanwhile.
             workers = [asyncio.create_task(_worker(queue, client, data_type, zone, job, result, meter))

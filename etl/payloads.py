@@ -33,13 +33,13 @@ def parse_json_body(body: bytes) -> Any:
         raise FetchError("bad_json", "response is not valid JSON") from None
 
 
-def check_prove_body(body: Any) -> Any:
+def check_prove_body(body: Any, positions: api.PositionSource = api.formula_positions) -> Any:
     keys = ("accessToken", "refreshToken", "salt1", "salt2")
     if not isinstance(body, dict) or any(key not in body for key in keys):
         raise FetchError("bad_shape", "authentication answer lacks the token fields")
     try:
-        api.clean_tokens(body)
-    except (ValueError, TypeError) as exc:
+        api.clean_tokens(body, positions)
+    except (ValueError, TypeError, KeyError) as exc:
         raise FetchError("bad_shape", f"unusable token: {exc}") from None
     return body
 

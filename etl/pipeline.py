@@ -13,7 +13,7 @@ import multiprocessing
 import os
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -21,13 +21,13 @@ from typing import Any
 from loguru import logger
 from rich.console import Console
 
-from etl import datatypes, tls
+from etl import datatypes, tls, wasm_auth
 from etl.budget import HostBudget, StateDirError, ledger_path
 from etl.client import ClientConfig, NepseClient
 from etl.datatypes.base import Company, DataType, rows_to_table
 from etl.datatypes.securities import SECURITIES, active_companies, fetch_security_list, parse_security_list
 from etl.extract import ExtractPool, TypeJob
-from etl.failures import FetchError
+from etl.failures import Action, FetchError
 from etl.load import LoadCounts, load_all, open_database
 from etl.logs import LogHub, configure_parent_logging
 from etl.plan import ResumeState, TypePlan, expected_requests, job_fingerprint, plan_type
@@ -48,6 +48,7 @@ class RunContext(RunFacts):
 
     zone: RawZone
     console: Console
+    token_scheme: wasm_auth.TokenScheme = field(default_factory=lambda: wasm_auth.TokenScheme(None))
 
 
 def new_run_id() -> str:
@@ -89,6 +90,8 @@ async def _fetch_company_list(context: RunContext, budget: HostBudget, with_secu
     await tls.complete_chain(context.settings, budget)
     async with NepseClient(ClientConfig.from_settings(context.settings), budget) as client:
         try:
+            context.token_scheme = await wasm_auth.prepare(client, context.settings.output)
+            client.use_token_scheme(context.token_scheme)
             companies = await SECURITIES.fetch(client, None, None)  # type: ignore[arg-type]
             if not with_security_list:
                 return companies, None
@@ -115,6 +118,12 @@ def fetch_universe(context: RunContext, budget: HostBudget, type_names: tuple[st
     except FetchError as error:
         if error.outcome == "tls_error":
             raise ConfigError(error.detail) from None
+        fallback = context.token_scheme.reason
+        if error.action is Action.AUTH and fallback:
+            raise HostProblem(f"cannot authenticate with {host}: {fallback}, so the built-in token formula was "
+                              f"used, and every token it cleaned was refused (HTTP {error.status}, {error.attempts} "
+                              "attempts); NEPSE has likely changed how it scrambles tokens: re-run when css.wasm can "
+                              "be fetched") from None
         raise HostProblem(f"cannot get the company list from {host}: {error.describe()}. Check --base-url and "
                           "the network; if the server is struggling, try a lower --max-rps later") from None
     rows = SECURITIES.parse(records, None)  # type: ignore[arg-type]
@@ -194,8 +203,8 @@ def print_plan(console: Console, plans: list[TypePlan], settings: Settings, resu
 
 def run_extract(context: RunContext, plans: list[TypePlan], budget: HostBudget, hub: LogHub,
                 ctx: multiprocessing.context.BaseContext, job_id: str) -> dict[str, dict[str, Any]]:
-    jobs = [TypeJob(plan.type_name, plan.items, len(plan.skipped), context.settings, job_id, context.run_id, member)
-            for member, plan in enumerate(plans)]
+    jobs = [TypeJob(plan.type_name, plan.items, len(plan.skipped), context.settings, job_id, context.run_id,
+                    context.token_scheme, member) for member, plan in enumerate(plans)]
     for member, plan in enumerate(plans):  # before any process starts, so the first one up takes no more than its share
         budget.set_remaining(_calls_for(plan, context.settings), member=member)
     pool = ExtractPool(ctx, budget, hub.queue)

@@ -121,7 +121,7 @@ def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hosts]:
         for name, leaf in (("good", good), ("wrong", wrong)):
             site = web.TCPSite(runner, LOOPBACK, 0, ssl_context=_leaf_only_context(leaf, folder, name))
             await site.start()
-            holder[name] = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            holder[name] = runner.addresses[-1][1]
         holder["runners"] = (runner, aia_runner)
         ready.set()
 

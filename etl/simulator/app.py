@@ -11,6 +11,7 @@ import re
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from etl.simulator import css_wasm
 from etl.simulator.config import SimConfig
 from etl.simulator.data import SimData
 from etl.simulator.faults import FaultInjector, json_error, nginx_error
@@ -28,6 +29,7 @@ DATA_KEY = web.AppKey("data", SimData)
 STATS_KEY = web.AppKey("stats", SimStats)
 TOKENS_KEY = web.AppKey("tokens", TokenStore)
 FAULTS_KEY = web.AppKey("faults", FaultInjector)
+CSS_WASM_KEY = web.AppKey("css_wasm", bytes)
 
 
 class BadRequest(Exception):
@@ -136,6 +138,12 @@ async def refresh_token(request: web.Request) -> web.Response:
     return web.json_response(tokens.issue())
 
 
+async def css_wasm_module(request: web.Request) -> web.Response:
+    if request.app[CONFIG_KEY].css_wasm_blocked:
+        return nginx_error(404, "Not Found")
+    return web.Response(body=request.app[CSS_WASM_KEY], content_type="application/wasm")
+
+
 async def company_list(request: web.Request) -> web.Response:
     return web.json_response(request.app[DATA_KEY].companies())
 
@@ -237,6 +245,7 @@ async def sim_reset(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     security = r"{security_id:\d+}"
+    app.router.add_get("/assets/prod/css.wasm", css_wasm_module, name="css_wasm")
     app.router.add_get("/api/authenticate/prove", prove, name="prove")
     app.router.add_post("/api/authenticate/refresh-token", refresh_token, name="refresh")
     app.router.add_get("/api/nots/company/list", company_list, name="company_list")
@@ -254,7 +263,8 @@ def create_app(config: SimConfig) -> web.Application:
     app[CONFIG_KEY] = config
     app[DATA_KEY] = SimData(config.seed, config.n_companies, config.today, config.history_days)
     app[STATS_KEY] = SimStats()
-    app[TOKENS_KEY] = TokenStore(access_lifetime_s=config.token_lifetime_s)
+    app[TOKENS_KEY] = TokenStore(access_lifetime_s=config.token_lifetime_s, table=config.junk_table)
+    app[CSS_WASM_KEY] = css_wasm.build(config.junk_table)
     app[FAULTS_KEY] = FaultInjector(config)
     add_routes(app)
     return app

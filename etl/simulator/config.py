@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from etl.simulator.tokens import JUNK_POSITION_TABLE
+
 
 @dataclass(frozen=True)
 class SimConfig:
@@ -19,6 +21,9 @@ class SimConfig:
     page_size_cap: int = 500
     token_lifetime_s: float = 60.0
     require_browser_headers: bool = True
+    # The token junk-position table; the css.wasm the simulator serves is generated for it.
+    junk_table: tuple[int, ...] = JUNK_POSITION_TABLE
+    css_wasm_blocked: bool = False  # answer 404 for /assets/prod/css.wasm
     # Faults. All off by default; they only touch /api/... calls, never /_sim/....
     latency_median_s: float = 0.0
     latency_sigma: float = 0.0
@@ -60,6 +65,21 @@ def format_id_set(ids: frozenset[int]) -> str:
     return ",".join(str(security_id) for security_id in sorted(ids))
 
 
+def parse_junk_table(text: str) -> tuple[int, ...]:
+    values = tuple(int(part) for part in text.split(","))
+    if len(values) != len(JUNK_POSITION_TABLE) or not all(0 <= value <= 9 for value in values):
+        raise argparse.ArgumentTypeError(f"expected {len(JUNK_POSITION_TABLE)} comma-separated digits 0-9")
+    return values
+
+
+def format_int_list(values: tuple[int, ...]) -> str:
+    return ",".join(map(str, values))
+
+
+def parse_flag(text: str) -> bool:
+    return text.strip().lower() in {"1", "true", "yes", "on"}
+
+
 @dataclass(frozen=True)
 class CliFlag:
     field: str
@@ -90,6 +110,9 @@ CLI_FLAGS: tuple[CliFlag, ...] = (
     CliFlag("p_short_page", "--p-short-page", float, repr, "probability a page silently misses rows"),
     CliFlag("fail_ids", "--fail-ids", parse_id_set, format_id_set, "comma-separated ids that always 500"),
     CliFlag("fault_seed", "--fault-seed", int, help="seed of the fault RNG (default: from --seed)"),
+    CliFlag("junk_table", "--junk-table", parse_junk_table, format_int_list,
+            "the 40 digits of the token junk-position table, comma separated; css.wasm is generated for it"),
+    CliFlag("css_wasm_blocked", "--css-wasm-blocked", parse_flag, str, "true: answer 404 for css.wasm"),
 )
 
 BROWSER_CHECK_FIELD = "require_browser_headers"

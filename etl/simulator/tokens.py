@@ -22,10 +22,10 @@ SALT_TEXT_LENGTH = 32  # the answer's string "salt", which no client uses
 REFRESH_LIFETIME_FACTOR = 30
 
 
-def junk_positions(salt: int) -> tuple[int, int, int, int, int]:
+def junk_positions(salt: int, table: tuple[int, ...] = JUNK_POSITION_TABLE) -> tuple[int, int, int, int, int]:
     """Increasing 0-based indices, into the corrupted token, of the five inserted characters."""
     a, b, c = (salt // 100) % 10, (salt // 10) % 10, salt % 10
-    k = JUNK_POSITION_TABLE[a + b + c]
+    k = table[a + b + c]
     return (k + 22, a + b + k + 32, a + b + k + 60, b + k + 88, a + k + 110)
 
 
@@ -51,6 +51,7 @@ class TokenStore:
     """Clean tokens the server accepts, with their expiry (time.monotonic seconds)."""
 
     access_lifetime_s: float
+    table: tuple[int, ...] = JUNK_POSITION_TABLE  # the simulator's css.wasm is generated for this table
     access: dict[str, float] = field(default_factory=dict)
     refresh: dict[str, float] = field(default_factory=dict)
 
@@ -63,8 +64,8 @@ class TokenStore:
         self.refresh[refresh] = now + self.access_lifetime_s * REFRESH_LIFETIME_FACTOR
         salts = new_salts()
         return {
-            "accessToken": insert_junk(access, junk_positions(salts["salt2"])),
-            "refreshToken": insert_junk(refresh, junk_positions(salts["salt1"])),
+            "accessToken": insert_junk(access, junk_positions(salts["salt2"], self.table)),
+            "refreshToken": insert_junk(refresh, junk_positions(salts["salt1"], self.table)),
             "salt": new_clean_token()[:SALT_TEXT_LENGTH],
             **salts,
             "serverTime": int(time.time() * 1000),

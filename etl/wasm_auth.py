@@ -1,0 +1,171 @@
+"""Token junk positions from NEPSE's own `css.wasm`, with the built-in formula as the fallback.
+
+NEPSE inserts five junk characters into each token it hands out, at positions its web app computes
+with a small WebAssembly module. The formula in `etl/api.py` matches today's module, but the scheme
+has changed before; running the module itself keeps working when it changes again. At the start of
+a run the parent fetches the module (through the host budget), loads it, compares it with the
+formula, caches it by content hash under `<output>/state/css-wasm/` and hands its path to the
+extract processes, which load it from there.
+
+wasmtime runs it: a maintained runtime whose `Config.consume_fuel` bounds every call (a hostile or
+broken module cannot hang a run), and whose `wat2wasm` lets the simulator build its own module from
+WebAssembly text without network or a checked-in binary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import wasmtime
+from loguru import logger
+
+from etl import api
+from etl.failures import FetchError
+
+if TYPE_CHECKING:
+    from etl.client import NepseClient
+
+MAX_WASM_BYTES = 64 * 1024  # the real module is about 750 bytes
+FUEL_PER_CALL = 100_000  # a position takes a few dozen instructions
+_WASM_MAGIC = b"\0asm"
+_SALT_NAMES = tuple(f"salt{index}" for index in range(1, 6))
+_SAMPLE_SIZE = 200  # salt tuples compared with the formula when the module loads (about 0.2 s)
+_SALT_RANGE = (10_000, 99_999)
+
+
+class WasmUnusable(Exception):
+    """The module is not one we can run for junk positions."""
+
+
+class WasmPositions:
+    """An `api.PositionSource` backed by a css.wasm module."""
+
+    def __init__(self, wasm: bytes) -> None:
+        self.sha256 = hashlib.sha256(wasm).hexdigest()
+        if not wasm.startswith(_WASM_MAGIC):
+            raise WasmUnusable("not a WebAssembly binary")
+        config = wasmtime.Config()
+        config.consume_fuel = True
+        # Compiling on wasmtime's thread pool hangs in a process forked after the parent compiled (the
+        # pool's threads do not survive the fork): `--start-method fork` needs single-threaded compiles.
+        config.parallel_compilation = False
+        engine = wasmtime.Engine(config)
+        self._store = wasmtime.Store(engine)
+        try:
+            module = wasmtime.Module(engine, wasm)
+            if module.imports:
+                raise WasmUnusable(f"it imports {module.imports[0].module}.{module.imports[0].name}")
+            exports = wasmtime.Instance(self._store, module, []).exports(self._store)
+        except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
+            raise WasmUnusable(str(exc).splitlines()[0]) from None
+        self._functions: dict[str, wasmtime.Func] = {}
+        for name in api.CSS_WASM_EXPORTS:
+            function = exports.get(name)
+            if not isinstance(function, wasmtime.Func) or _signature(function, self._store) != (5, 1):
+                raise WasmUnusable(f"it has no export {name}(i32 x5) -> i32")
+            self._functions[name] = function
+
+    def __call__(self, body: Mapping[str, Any]) -> tuple[api.Positions, api.Positions]:
+        salts = [int(body[name]) for name in _SALT_NAMES]
+        return (self._positions(api.ACCESS_POSITION_CALLS, salts),
+                self._positions(api.REFRESH_POSITION_CALLS, salts))
+
+    def _positions(self, calls: tuple[tuple[str, tuple[int, ...]], ...], salts: list[int]) -> api.Positions:
+        positions = []
+        for name, order in calls:
+            self._store.set_fuel(FUEL_PER_CALL)
+            try:
+                value = self._functions[name](self._store, *(salts[index] for index in order))
+            except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
+                raise ValueError(f"css.wasm {name} failed: {str(exc).splitlines()[0]}") from None
+            positions.append(int(value))
+        if len(set(positions)) != len(positions) or min(positions) < 0:
+            raise ValueError(f"css.wasm gave unusable junk positions {positions}")
+        return tuple(positions)
+
+
+def _signature(function: wasmtime.Func, store: wasmtime.Store) -> tuple[int, int]:
+    kind = function.type(store)
+    i32 = wasmtime.ValType.i32()
+    if any(param != i32 for param in kind.params) or any(result != i32 for result in kind.results):
+        return -1, -1
+    return len(kind.params), len(kind.results)
+
+
+def first_disagreement(source: WasmPositions, samples: int = _SAMPLE_SIZE) -> dict[str, int] | None:
+    """Salts on which the module and the built-in formula differ, among a fixed sample; None if none.
+
+    Also runs every export on every sample, so a module that traps or loops is refused here, once,
+    rather than in the middle of the run."""
+    rng = random.Random(0)
+    for _ in range(samples):
+        salts = {name: rng.randint(*_SALT_RANGE) for name in _SALT_NAMES}
+        if source(salts) != api.formula_positions(salts):
+            return salts
+    return None
+
+
+@dataclass(frozen=True)
+class TokenScheme:
+    """What this run cleans tokens with: the cached module, or the built-in formula and why."""
+
+    wasm_path: Path | None
+    reason: str = ""  # why the formula is used, for the lines that report a failed authentication
+
+    @property
+    def auth_hint(self) -> str:
+        """Added to a request's final authentication failure: the likely cause."""
+        return "tokens refused: css.wasm unavailable, the built-in formula was used" if self.reason else ""
+
+    def positions(self) -> api.PositionSource:
+        """The position source for a client of this run (the extract processes call this too)."""
+        if self.wasm_path is None:
+            return api.formula_positions
+        try:
+            return WasmPositions(self.wasm_path.read_bytes())
+        except (OSError, WasmUnusable) as exc:
+            logger.warning(f"cannot load {self.wasm_path} ({exc}); using the built-in token formula")
+            return api.formula_positions
+
+
+def cache_dir(output: Path) -> Path:
+    return output / "state" / "css-wasm"
+
+
+async def prepare(client: NepseClient, output: Path) -> TokenScheme:
+    """Fetch, check and cache the site's css.wasm; say once if the built-in formula must be used."""
+    try:
+        wasm = await client.get_asset(api.CSS_WASM_PATH, MAX_WASM_BYTES)
+        source = WasmPositions(wasm)
+        disagreement = first_disagreement(source)
+    except FetchError as error:
+        return _fallback(f"css.wasm could not be fetched from {client.base_url}{api.CSS_WASM_PATH} "
+                         f"({error.describe()})")
+    except (WasmUnusable, ValueError) as exc:
+        return _fallback(f"css.wasm from {client.base_url}{api.CSS_WASM_PATH} does not load ({exc})")
+    path = _save(wasm, source.sha256, cache_dir(output))
+    if disagreement is not None:
+        logger.warning(f"css.wasm {source.sha256[:16]} places the token junk characters differently from the "
+                       "built-in formula (NEPSE has changed its scheme): following css.wasm")
+    logger.info(f"token junk positions from css.wasm {source.sha256[:16]} (cached in {path})")
+    return TokenScheme(path)
+
+
+def _fallback(reason: str) -> TokenScheme:
+    logger.warning(f"{reason}: using the built-in token formula")
+    return TokenScheme(None, reason)
+
+
+def _save(wasm: bytes, digest: str, directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{digest}.wasm"
+    if not path.exists():
+        partial = path.with_suffix(".wasm.tmp")
+        partial.write_bytes(wasm)
+        partial.replace(path)
+    return path

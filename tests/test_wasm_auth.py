@@ -1,0 +1,187 @@
+"""Token junk positions from the site's own css.wasm: the simulator's module, bad modules, a rotated table."""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import wasmtime
+from aiohttp import web
+
+from etl import api
+from etl.client import NepseClient
+from etl.failures import FetchError
+from etl.simulator import SimConfig, SimulatorProcess, css_wasm
+from etl.simulator.tokens import JUNK_POSITION_TABLE, insert_junk, junk_positions
+from etl.wasm_auth import MAX_WASM_BYTES, TokenScheme, WasmPositions, WasmUnusable, first_disagreement, prepare
+from tests.conftest import FAST, SEED, run_cli
+from tests.test_client import Server, handler, run
+
+# Today's table rotated so that no entry a salt can reach (0..27) keeps its value: the built-in formula
+# then never finds the junk characters by chance.
+ROTATED = JUNK_POSITION_TABLE[14:] + JUNK_POSITION_TABLE[:14]
+FALLBACK_NOTE = "using the built-in token formula"
+DISAGREE_NOTE = "places the token junk characters differently from the built-in formula"
+
+
+def _salts(rng: random.Random) -> dict[str, int]:
+    return {f"salt{index}": rng.randint(10_000, 99_999) for index in range(1, 6)}
+
+
+def test_the_simulators_module_called_as_the_public_clients_do_matches_the_formula() -> None:
+    module = WasmPositions(css_wasm.build(JUNK_POSITION_TABLE))
+    rng = random.Random(1)
+    for _ in range(1000):
+        salts = _salts(rng)
+        assert module(salts) == api.formula_positions(salts)
+    assert first_disagreement(module) is None
+
+
+def test_a_rotated_table_disagrees_with_the_formula_and_the_module_follows_the_table() -> None:
+    assert all(ROTATED[index] != JUNK_POSITION_TABLE[index] for index in range(28))
+    module = WasmPositions(css_wasm.build(ROTATED))
+    assert first_disagreement(module) is not None
+    rng = random.Random(2)
+    for _ in range(200):
+        salts = _salts(rng)
+        access, refresh = module(salts)
+        assert access == junk_positions(salts["salt2"], ROTATED)
+        assert refresh == junk_positions(salts["salt1"], ROTATED)
+        clean = "c" * 150
+        body = {**salts, "accessToken": insert_junk(clean, access), "refreshToken": insert_junk(clean, refresh)}
+        assert api.clean_tokens(body, module) == (clean, clean)
+
+
+def _wat(body: str) -> bytes:
+    return bytes(wasmtime.wat2wasm(f"(module {body})"))
+
+
+def _exports(body: str, skip: str = "") -> str:
+    return " ".join(f'(func (export "{name}") (param i32 i32 i32 i32 i32) (result i32) {body})'
+                    for name in api.CSS_WASM_EXPORTS if name != skip)
+
+
+@pytest.mark.parametrize(("wasm", "fragment"), [
+    (b"<html>404</html>", "not a WebAssembly binary"),
+    (b"\0asm\x01\0\0\0\xff\xff", "."),
+    (_wat('(import "env" "f" (func)) ' + _exports("(i32.const 1)")), "imports env.f"),
+    (_wat(_exports("(i32.const 1)", skip="ndx")), "no export ndx"),
+    (_wat('(func (export "cdx") (param i32) (result i32) (i32.const 1))'), "no export cdx"),
+])
+def test_modules_that_cannot_serve_are_refused_with_a_reason(wasm: bytes, fragment: str) -> None:
+    with pytest.raises(WasmUnusable, match=fragment):
+        WasmPositions(wasm)
+
+
+def test_a_module_that_never_returns_is_stopped_by_its_fuel() -> None:
+    module = WasmPositions(_wat(_exports("(loop $forever (br $forever)) (i32.const 0)")))
+    started = time.monotonic()
+    with pytest.raises(ValueError, match="css.wasm cdx failed"):
+        module(_salts(random.Random(3)))
+    assert time.monotonic() - started < 5
+
+
+def test_positions_that_cannot_be_junk_are_refused() -> None:
+    module = WasmPositions(_wat(_exports("(i32.const 5)")))  # the same index five times
+    with pytest.raises(ValueError, match="unusable junk positions"):
+        module(_salts(random.Random(4)))
+
+
+@pytest.mark.parametrize(("body", "reason"), [
+    (b"<html>not here</html>", "does not load (not a WebAssembly binary)"),
+    (b"\0asm" + b"\0" * MAX_WASM_BYTES, "could not be fetched"),
+])
+def test_a_module_that_cannot_be_used_falls_back_to_the_formula(tmp_path: Path, body: bytes, reason: str) -> None:
+    server = Server()
+    server.app.router.add_get(api.CSS_WASM_PATH, handler(lambda r: web.Response(body=body)))
+    scheme = run(server, lambda client: prepare(client, tmp_path))
+    assert scheme.wasm_path is None and reason in scheme.reason
+    assert scheme.positions() is api.formula_positions
+    assert server.count(api.CSS_WASM_PATH) == 1  # too large is terminal: not fetched again
+    assert not (tmp_path / "state").exists()
+
+
+@pytest.mark.parametrize(("scheme", "hint"), [
+    (TokenScheme(None, "css.wasm could not be fetched (HTTP 404)"), "css.wasm unavailable"),
+    (TokenScheme(None), ""),
+])
+def test_a_refused_token_names_the_fallback_as_its_likely_cause(scheme: TokenScheme, hint: str) -> None:
+    server = Server()
+    server.app.router.add_get("/api/nots/x", handler(lambda r: web.json_response({}, status=401)))
+
+    async def action(client: NepseClient) -> None:
+        client.use_token_scheme(scheme)
+        await client.get_json("/api/nots/x")
+
+    with pytest.raises(FetchError) as raised:
+        run(server, action)
+    assert raised.value.describe().startswith("HTTP 401")
+    assert (hint in raised.value.describe()) if hint else ("css.wasm" not in raised.value.describe())
+
+
+def _positions_in_a_child(wasm: bytes, results: Any) -> None:
+    results.put(WasmPositions(wasm)(dict.fromkeys((f"salt{index}" for index in range(1, 6)), 12345)))
+
+
+def test_a_process_forked_after_the_parent_ran_the_module_can_run_it_too() -> None:
+    wasm = css_wasm.build(JUNK_POSITION_TABLE)
+    expected = WasmPositions(wasm)(dict.fromkeys((f"salt{index}" for index in range(1, 6)), 12345))
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    child = context.Process(target=_positions_in_a_child, args=(wasm, results))
+    child.start()
+    try:
+        assert results.get(timeout=30) == expected
+    finally:
+        child.join(5)
+        child.kill()
+
+
+# ---- the whole run against the simulator
+
+
+def _run(config: SimConfig, tmp_path: Path):
+    with SimulatorProcess(config) as simulator:
+        result = run_cli("--base-url", simulator.base_url, "--limit", "2", "--types", "profiles,reports",
+                         "--output", str(tmp_path / "out"), "--max-attempts", "2", *FAST, cwd=tmp_path)
+    log = next((tmp_path / "out" / "logs").glob("*.log")).read_text()
+    return result, log
+
+
+def test_a_rotated_table_still_authenticates_by_following_the_sites_wasm(tmp_path: Path) -> None:
+    result, log = _run(SimConfig(seed=SEED, n_companies=40, junk_table=ROTATED), tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    digest = hashlib.sha256(css_wasm.build(ROTATED)).hexdigest()
+    assert log.count(DISAGREE_NOTE) == 1 and f"css.wasm {digest[:16]}" in log
+    assert FALLBACK_NOTE not in log
+    assert (tmp_path / "out" / "state" / "css-wasm" / f"{digest}.wasm").read_bytes() == css_wasm.build(ROTATED)
+
+
+def test_without_the_wasm_a_rotated_table_fails_with_a_line_naming_the_cause(tmp_path: Path) -> None:
+    result, log = _run(SimConfig(seed=SEED, n_companies=40, junk_table=ROTATED, css_wasm_blocked=True), tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    lines = [line for line in output.splitlines() if "cannot authenticate with" in line]
+    assert len(lines) == 1, output
+    assert "HTTP 401" in lines[0] and "css.wasm could not be fetched" in lines[0] and "HTTP 404" in lines[0]
+    assert "changed how it scrambles tokens" in lines[0]
+    assert "Traceback" not in output
+
+
+def test_without_the_wasm_todays_table_works_on_the_formula_and_says_so_once(tmp_path: Path) -> None:
+    result, log = _run(SimConfig(seed=SEED, n_companies=40, css_wasm_blocked=True), tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert log.count(FALLBACK_NOTE) == 1  # the parent says it; the extract processes do not repeat it
+    assert not (tmp_path / "out" / "state" / "css-wasm").exists()
+
+
+def test_todays_table_agrees_with_the_formula_without_a_warning(tmp_path: Path) -> None:
+    result, log = _run(SimConfig(seed=SEED, n_companies=40), tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert DISAGREE_NOTE not in log and FALLBACK_NOTE not in log
+    assert "token junk positions from css.wasm" in log
