@@ -172,8 +172,9 @@ SPECS: tuple[SettingSpec, ...] = (
                 metavar="URL"),
     SettingSpec("tls_verify", parse_bool, "verify the server's TLS certificate (default: true); "
                 "--insecure turns it off", "connection", flag="--insecure", is_switch=True),
-    SettingSpec("ca_bundle", parse_path, "a CA bundle file to verify the server with (an alternative "
-                "to --insecure for NEPSE's incomplete chain)", "connection", metavar="FILE"),
+    SettingSpec("ca_bundle", parse_path, "a CA bundle file to verify the server with instead of the system's "
+                "roots (not needed for NEPSE's incomplete chain, which is completed from its AIA URL)",
+                "connection", metavar="FILE"),
     SettingSpec("timeout", parse_positive_float, "seconds before one request is abandoned (default 30)",
                 "connection", metavar="S"),
     # Politeness

@@ -187,3 +187,13 @@ def test_the_fetched_intermediate_is_never_a_trust_anchor(tmp_path: Path, hosts:
     """The right intermediate, but a bundle without its root: the chain must still end at a trusted root."""
     line = _one_error_line(_backfill(hosts.good, hosts.other_bundle, tmp_path / "out", tmp_path))
     assert "still does not verify" in line and "Test Intermediate CA" in line
+
+
+def test_a_damaged_cached_intermediate_is_ignored_and_fetched_again(tmp_path: Path, hosts: Hosts) -> None:
+    output = tmp_path / "out"
+    (output / "state" / "tls").mkdir(parents=True)
+    (output / "state" / "tls" / "0000000000000000.pem").write_text("-----BEGIN CERTIFICATE-----\nnot one\n")
+    before = hosts.aia_hits["/ca/intermediate.der"]
+    result = _backfill(hosts.good, hosts.root_bundle, output, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert hosts.aia_hits["/ca/intermediate.der"] == before + 1
