@@ -22,6 +22,7 @@ FAST = ["--max-rps", "40", "--pacing", "0.02", "--backoff-base", "0.05", "--back
 
 def clean_env(**extra: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("NEPSE_")}
+    env["NEPSE_HTML_REPORT"] = "false"  # about a second a run; tests/test_htmlreport.py turns it back on
     env.update(extra)
     return env
 
