@@ -158,8 +158,9 @@ SPECS: tuple[SettingSpec, ...] = (
     SettingSpec("full", parse_bool, "refetch the whole price window instead of only the days after those "
                 "already saved", "what to fetch", is_switch=True),
     SettingSpec("include_promoter", parse_bool, "also fetch the prices of listed securities the company list "
-                "lacks (promoter shares first of all), from NEPSE's security list", "what to fetch",
-                is_switch=True),
+                "lacks (promoter shares first of all, e.g. NIMBPO), read from NEPSE's security list, each under "
+                "its own security id and symbol; --symbols and --limit apply to them too. Reports, dividends "
+                "and profiles stay per company", "what to fetch", is_switch=True),
     # Stages
     SettingSpec("load_only", parse_bool, "only load the Parquet already in the raw zone into SQLite", "stages",
                 is_switch=True),
