@@ -392,6 +392,8 @@ def test_a_run_writes_the_report_and_report_only_shows_a_planted_gap(tmp_path: P
     connection = sqlite3.connect(output / "nepse.db")
     with connection:
         connection.execute("DELETE FROM prices WHERE symbol = ? AND substr(business_date, 1, 7) = ?", (symbol, month))
+        connection.execute("INSERT INTO data_issues (data_type, key, rule, detail, first_seen) "
+                           "VALUES ('prices', 'PLANTED|2025-01-01', 'planted_rule', '', '2025-01-01')")
     connection.close()
     done = run_cli("--report-only", "--output", str(output), cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
@@ -399,6 +401,15 @@ def test_a_run_writes_the_report_and_report_only_shows_a_planted_gap(tmp_path: P
     changed = before.join(after, on=["group", "symbol", "month"], suffix="_after").filter(
         pl.col("percent") != pl.col("percent_after"))
     assert changed.select("symbol", "month", "percent", "percent_after").rows() == [(symbol, month, percent, 0)]
+
+    # the quality chart counts exactly what data_issues holds (the simulator's odd days and the planted one)
+    connection = sqlite3.connect(output / "nepse.db")
+    flagged = connection.execute("SELECT data_type, rule, COUNT(*) FROM data_issues GROUP BY 1, 2").fetchall()
+    connection.close()
+    specs = chart_specs((output / REPORT_NAME).read_text())
+    shown = [(row["data_type"], row["rule"], row["rows"]) for row in
+             specs.get("chart-quality", {}).get("datasets", {}).get("counts", []) if row["kind"] == "flagged"]
+    assert sorted(shown) == sorted(flagged) and ("prices", "planted_rule", 1) in shown
 
 
 def test_report_only_needs_something_to_report(tmp_path: Path) -> None:
