@@ -236,8 +236,8 @@ def latest_failures(run_report: Mapping[str, Any] | None, limit: int = 50) -> pl
 
 
 # The settings that say what was fetched from where and into which output: a retry must repeat them.
-_CARRIED = ("since", "until", "full", "demo", "demo_seed", "demo_companies", "output", "base_url", "tls_verify",
-            "ca_bundle", "max_rps")
+_CARRIED = ("since", "until", "full", "include_promoter", "demo", "demo_seed", "demo_companies", "output",
+            "base_url", "tls_verify", "ca_bundle", "max_rps")
 _UNIVERSE = ("symbols", "limit")  # carried too when a whole type failed
 
 
