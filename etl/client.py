@@ -16,11 +16,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import aiohttp
-from loguru import logger
 
 from etl import api, tls
 from etl.budget import CURRENT_WORK, RETRYING, HostBudget, ProcessPacer, RateChange, StrainDetector
-from etl.events import RateChanged, emit
+from etl.events import RateChanged, Request, Retry, emit
 from etl.failures import STRAIN_WEIGHTS, Action, FetchError, RetryPolicy, status_outcome
 from etl.paging import Paginator
 from etl.payloads import BodyCheck, check_prove_body, parse_json_body
@@ -180,7 +179,7 @@ class NepseClient:
                         error.detail = f"{error.detail} ({self._auth_hint})"
                     raise
                 wait = self.policy.wait_seconds(error, attempt, self._rng)
-                logger.debug(f"{error.detail}; retry {attempt} in {wait:.2f}s")
+                emit(Retry(reason=error.detail, attempt=attempt, wait=round(wait, 3)))
             finally:
                 RETRYING.reset(retrying)
             self.stats.retries += 1
@@ -235,9 +234,13 @@ class NepseClient:
             if change is not None:
                 self._on_rate_change(change)
             self.stats.requests += 1
-            started = time.monotonic()
-            body = await self._send(method, path, params, headers)
-        logger.debug(f"{method} {path} {params or ''} -> {len(body):,} bytes in {time.monotonic() - started:.3f}s")
+            started, clock = time.time(), time.monotonic()
+            try:
+                body = await self._send(method, path, params, headers)
+            except FetchError as error:
+                _log_request(method, path, params, started, time.monotonic() - clock, error.outcome, 0)
+                raise
+        _log_request(method, path, params, started, time.monotonic() - clock, "ok", len(body))
         return body
 
     async def _send(self, method: str, path: str, params: dict[str, Any] | None,
@@ -279,6 +282,13 @@ class NepseClient:
                                  "(NEPSE_MAX_BODY_MB)")
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def _log_request(method: str, path: str, params: dict[str, Any] | None, started: float, seconds: float,
+                 outcome: str, size: int) -> None:
+    """One request event per request start (the HTML report draws them); wall-clock start, for every process."""
+    emit(Request(method=method, path=path, params=params or {}, started=round(started, 3), seconds=round(seconds, 3),
+                 outcome=outcome, bytes=size))
 
 
 def _log_rate_change(change: RateChange) -> None:

@@ -98,10 +98,55 @@ class TypeEnd:
         return f"finished: {requests}, {retries}, {count_noun(self.throttle_events, 'throttle event')}"
 
 
-Event = TypeStart | CompanyDone | CompanyFailed | RateChanged | TypeEnd
+@dataclass(frozen=True)
+class Request:
+    """One request start: its wall-clock time (every process shares the clock), the seconds to its answer,
+    and its outcome ('ok' or a failure class of etl.failures). The HTML report draws the run from these."""
+
+    kind: ClassVar[str] = "request"
+    level: ClassVar[str] = "DEBUG"
+    method: str
+    path: str
+    params: dict[str, Any]
+    started: float
+    seconds: float
+    outcome: str
+    bytes: int
+
+    def describe(self) -> str:
+        answer = f"{self.bytes:,} bytes" if self.outcome == "ok" else self.outcome
+        return f"{self.method} {self.path} {self.params or ''} -> {answer} in {self.seconds:.3f}s"
+
+
+@dataclass(frozen=True)
+class Retry:
+    kind: ClassVar[str] = "retry"
+    level: ClassVar[str] = "DEBUG"
+    reason: str
+    attempt: int
+    wait: float
+
+    def describe(self) -> str:
+        return f"{self.reason}; retry {self.attempt} in {self.wait:.2f}s"
+
+
+@dataclass(frozen=True)
+class HostRate:
+    """The parent's reading of the shared host rate when it changed. A process reports a rate it raised
+    only once its own queued start comes round, seconds later; the report's budget line needs the time."""
+
+    kind: ClassVar[str] = "host_rate"
+    level: ClassVar[str] = "DEBUG"
+    rate: float
+
+    def describe(self) -> str:
+        return f"host rate {self.rate:g} req/s"
+
+
+Event = TypeStart | CompanyDone | CompanyFailed | RateChanged | TypeEnd | Request | Retry | HostRate
 TypeEvent = TypeStart | CompanyDone | CompanyFailed | TypeEnd  # the events of one data type
 EVENTS: dict[str, type[Event]] = {kind.kind: kind for kind in (TypeStart, CompanyDone, CompanyFailed, RateChanged,
-                                                              TypeEnd)}
+                                                              TypeEnd, Request, Retry, HostRate)}
 
 
 def as_extra(event: Event) -> dict[str, Any]:

@@ -12,7 +12,8 @@ import math
 import multiprocessing
 import os
 import secrets
-from collections.abc import Iterator
+import sqlite3
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -26,13 +27,16 @@ from etl.budget import HostBudget, StateDirError, ledger_path
 from etl.client import ClientConfig, NepseClient
 from etl.datatypes.base import Company, DataType, rows_to_table
 from etl.datatypes.securities import SECURITIES, active_companies, fetch_security_list, parse_security_list
+from etl.eventlog import EventRecorder, events_path
+from etl.events import HostRate, emit
 from etl.extract import ExtractPool, TypeJob
 from etl.failures import Action, FetchError
+from etl.htmlreport import REPORT_NAME, build_html_report
 from etl.load import LoadCounts, load_all, open_database
-from etl.logs import LogHub, configure_parent_logging
+from etl.logs import LogHub, LogRecord, configure_parent_logging
 from etl.plan import ResumeState, TypePlan, expected_requests, job_fingerprint, plan_type
 from etl.procs import children_start_deaf_to_ctrl_c
-from etl.progress import choose_mode, make_display, render_summary
+from etl.progress import _say, choose_mode, make_display, render_summary
 from etl.rawzone import RawZone
 from etl.report import RunFacts, build_report, record_run, write_report
 from etl.settings import ConfigError, Settings, source_of
@@ -209,11 +213,17 @@ def run_extract(context: RunContext, plans: list[TypePlan], budget: HostBudget, 
         budget.set_remaining(_calls_for(plan, context.settings), member=member)
     pool = ExtractPool(ctx, budget, hub.queue)
     results: dict[str, dict[str, Any]] = {}
+    rate = budget.rate
     try:
         pool.start(jobs)
         while pool.running:
             try:
                 results.update(pool.collect(timeout=0.2))
+                if budget.rate != rate:
+                    # When it happened, to 0.2 s: the process that raises the rate reports it only once its
+                    # own queued start comes round, which can be seconds later.
+                    rate = budget.rate
+                    emit(HostRate(rate=round(rate, 3)))
             except KeyboardInterrupt:
                 if context.interrupted:
                     logger.warning("second Ctrl-C: abandoning the requests in flight")
@@ -239,6 +249,8 @@ def selected_types(settings: Settings) -> tuple[str, ...]:
 
 def run(settings: Settings, console: Console | None = None) -> int:
     console = console or Console(highlight=False)
+    if settings.report_only:
+        return report_only(settings, console)
     type_names = selected_types(settings)
     with output_lock(settings.output):
         if settings.db_path.exists():
@@ -248,7 +260,9 @@ def run(settings: Settings, console: Console | None = None) -> int:
         configure_parent_logging(context.log_path, console_level=None)
         display = make_display(mode, None if mode == "live" else console, settings.max_rps, settings.verbose)
         ctx = multiprocessing.get_context(settings.start_method)
-        with LogHub(context.log_path, on_record=display.handle, ctx=ctx) as hub, display, _maybe_demo(settings) as url:
+        events = EventRecorder(events_path(settings.output / "runs", context.run_id))
+        with events, LogHub(context.log_path, on_record=_both(display.handle, events.handle), ctx=ctx) as hub, \
+                display, _maybe_demo(settings) as url:
             context.settings = settings = replace(settings, base_url=url) if url else settings
             report = _run_stages(context, hub, ctx, type_names)
         if report is None:
@@ -259,7 +273,47 @@ def run(settings: Settings, console: Console | None = None) -> int:
         if report["exit_code"] != 0 and not settings.load_only:
             console.print("Re-run the same command to fetch what is missing: completed companies are not "
                           "fetched again.")
+        if settings.html_report:
+            _write_html_report(settings, report, console)
         return int(report["exit_code"])
+
+
+def _both(first: Callable[[LogRecord], None], second: Callable[[LogRecord], None]) -> Callable[[LogRecord], None]:
+    def handle(record: LogRecord) -> None:
+        second(record)  # the event record first: a display failure must not lose it
+        first(record)
+
+    return handle
+
+
+def _write_html_report(settings: Settings, report: dict[str, Any], console: Console) -> None:
+    """The run's data is saved whatever happens here: a report that cannot be written is a warning."""
+    try:
+        path = build_html_report(settings.output, report)
+    except (OSError, sqlite3.Error) as exc:
+        logger.error(f"could not write the HTML report: {exc}")
+        _say(console, f"warning: could not write {settings.output / REPORT_NAME} ({exc}); the data is saved, "
+             "try --report-only")
+        return
+    _say(console, f"Report: {path}")
+
+
+def report_only(settings: Settings, console: Console) -> int:
+    """--report-only: write the HTML report from the database and the newest run report; fetch nothing."""
+    runs = settings.output / "runs"
+    if not settings.db_path.is_file() and not any(runs.glob("*.json")):
+        raise ConfigError(f"nothing to report in {settings.output}: no nepse.db and no run report; run a backfill "
+                          "first (or point --output at the directory of one)")
+    try:
+        path = build_html_report(settings.output)
+    except sqlite3.DatabaseError as exc:
+        raise ConfigError(f"cannot read {settings.db_path} ({exc}); check the file, or --load-only to rebuild "
+                          "it from the raw zone") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot write {settings.output / REPORT_NAME} ({exc.strerror or exc}); check the "
+                          "directory's permissions or choose another --output") from None
+    _say(console, f"Report: {path}")
+    return 0
 
 
 @contextlib.contextmanager

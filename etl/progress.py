@@ -205,7 +205,7 @@ class ProgressDisplay:
         with self._lock:
             if isinstance(event, RateChanged):
                 self._handle_rate_change(str(record.get("label") or PARENT_LABEL), event, level)
-            elif event is not None:
+            elif isinstance(event, TypeEvent):
                 self._handle_event(event, record, level)
             elif level >= self.min_line_level:
                 self._show(_record_line(record), record.get("level"))

@@ -14,12 +14,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from etl.exitcodes import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from etl.settings import Settings, settings_as_dict
 
 if TYPE_CHECKING:
     from etl.load import LoadCounts
 
-EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_MEANINGS = {EXIT_OK: "success", EXIT_FAILURES: "finished with some failures",
                  EXIT_USAGE: "bad usage or configuration", EXIT_INTERRUPTED: "interrupted"}
 

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from dotenv import dotenv_values
 
 from etl import api
+from etl.exitcodes import EXIT_CODE_TABLE
 
 NEPAL_TZ = timezone(timedelta(hours=5, minutes=45))
 
@@ -126,9 +127,12 @@ class SettingSpec:
     parse: Callable[[str], Any]
     help: str
     group: str
-    flag: str | None = None  # None: environment / .env only
-    is_switch: bool = False  # a flag that takes no value (sets "true")
+    flag: str | None = None  # None: "--" + name with dashes
+    is_switch: bool = False  # a flag that takes no value
+    switch_value: str = "true"  # what the switch sets ("false" for a switch that turns a setting off)
     metavar: str | None = None
+    default: str | None = None  # the default in words, where the typed default alone does not say it
+    example: str | None = None  # the value shown in .env.example (default: the default)
 
     @property
     def env(self) -> str:
@@ -141,76 +145,80 @@ class SettingSpec:
 
 SPECS: tuple[SettingSpec, ...] = (
     # What to fetch
-    SettingSpec("types", parse_types, "data types to fetch, comma separated (default: all of "
-                "prices,reports,dividends,profiles)", "what to fetch", metavar="LIST"),
-    SettingSpec("symbols", parse_symbols, "only these symbols, comma separated (default: every active "
-                "company)", "what to fetch", metavar="LIST"),
-    SettingSpec("limit", parse_positive_int, "only the first N companies of the universe",
-                "what to fetch", metavar="N"),
-    SettingSpec("since", parse_date, "first day of the price window (default: 365 days before --until)",
-                "what to fetch", metavar="YYYY-MM-DD"),
-    SettingSpec("until", parse_date, "last day of the price window (default: today in Nepal)",
-                "what to fetch", metavar="YYYY-MM-DD"),
-    SettingSpec("full", parse_bool, "refetch the whole price window instead of only the days after "
-                "those already saved", "what to fetch", is_switch=True),
+    SettingSpec("types", parse_types, "data types to fetch, comma separated", "what to fetch", metavar="LIST",
+                default="every type", example="prices,reports,dividends,profiles"),
+    SettingSpec("symbols", parse_symbols, "only these symbols, comma separated", "what to fetch", metavar="LIST",
+                default="every active company", example="NABIL,ADBL"),
+    SettingSpec("limit", parse_positive_int, "only the first N companies of the universe", "what to fetch",
+                metavar="N", example="10"),
+    SettingSpec("since", parse_date, "first day of the price window", "what to fetch", metavar="YYYY-MM-DD",
+                default="365 days before --until", example="2025-01-01"),
+    SettingSpec("until", parse_date, "last day of the price window", "what to fetch", metavar="YYYY-MM-DD",
+                default="today in Nepal", example="2025-12-31"),
+    SettingSpec("full", parse_bool, "refetch the whole price window instead of only the days after those "
+                "already saved", "what to fetch", is_switch=True),
     SettingSpec("include_promoter", parse_bool, "also fetch the prices of listed securities the company list "
-                "lacks (promoter shares first of all), from NEPSE's security list", "what to fetch",
-                is_switch=True),
+                "lacks (promoter shares first of all, e.g. NIMBPO), read from NEPSE's security list, each under "
+                "its own security id and symbol; --symbols and --limit apply to them too. Reports, dividends "
+                "and profiles stay per company", "what to fetch", is_switch=True),
     # Stages
-    SettingSpec("load_only", parse_bool, "only load the Parquet already in the raw zone into SQLite",
+    SettingSpec("load_only", parse_bool, "only load the Parquet already in the raw zone into SQLite", "stages",
+                is_switch=True),
+    SettingSpec("extract_only", parse_bool, "only fetch into the raw zone; do not load SQLite", "stages",
+                is_switch=True),
+    SettingSpec("dry_run", parse_bool, "fetch only the company list; print the plan and the estimated time",
                 "stages", is_switch=True),
-    SettingSpec("extract_only", parse_bool, "only fetch into the raw zone; do not load SQLite",
-                "stages", is_switch=True),
-    SettingSpec("dry_run", parse_bool, "fetch only the company list; print the plan and the estimated "
-                "time", "stages", is_switch=True),
-    SettingSpec("demo", parse_bool, "start the bundled NEPSE simulator on a free loopback port and run "
-                "against it", "stages", is_switch=True),
-    SettingSpec("output", parse_path, "output directory: raw zone, nepse.db, runs, logs (default: output)",
-                "stages", metavar="DIR"),
+    SettingSpec("report_only", parse_bool, "only write output/report.html from the database and the last run; "
+                "fetch and load nothing", "stages", is_switch=True),
+    SettingSpec("html_report", parse_bool, "do not write output/report.html at the end of the run "
+                "(--report-only still writes it)", "stages",
+                flag="--no-report", is_switch=True, switch_value="false", default="write it"),
+    SettingSpec("demo", parse_bool, "start the bundled NEPSE simulator on a free loopback port and run against "
+                "it", "stages", is_switch=True),
+    SettingSpec("output", parse_path, "output directory: raw zone, nepse.db, runs, logs, report.html", "stages",
+                metavar="DIR"),
     # Connection
-    SettingSpec("base_url", parse_base_url, f"API host (default: {api.DEFAULT_BASE_URL})", "connection",
-                metavar="URL"),
-    SettingSpec("tls_verify", parse_bool, "verify the server's TLS certificate (default: true); "
-                "--insecure turns it off", "connection", flag="--insecure", is_switch=True),
+    SettingSpec("base_url", parse_base_url, "API host", "connection", metavar="URL"),
+    SettingSpec("tls_verify", parse_bool, "do not verify the server's TLS certificate (verification is on "
+                "unless this is given)", "connection", flag="--insecure", is_switch=True, switch_value="false",
+                default="verify"),
     SettingSpec("ca_bundle", parse_path, "a CA bundle file to verify the server with instead of the system's "
                 "roots (not needed for NEPSE's incomplete chain, which is completed from its AIA URL)",
-                "connection", metavar="FILE"),
-    SettingSpec("timeout", parse_positive_float, "seconds before one request is abandoned (default 30)",
-                "connection", metavar="S"),
+                "connection", metavar="FILE", example="/path/to/ca-bundle.pem"),
+    SettingSpec("timeout", parse_positive_float, "seconds before one request is abandoned", "connection",
+                metavar="S"),
     # Politeness
-    SettingSpec("max_rps", parse_positive_float, "request starts per second for the whole host, across "
-                "every process (default 5). Processes share this budget; when some data types finish "
-                "early the rest may use all of it, up to their own --concurrency and --pacing",
-                "politeness", metavar="R"),
-    SettingSpec("concurrency", parse_positive_int, "requests in flight at most, per process (one process "
-                "per data type; default 5)", "politeness", metavar="N"),
-    SettingSpec("pacing", parse_non_negative_float, "seconds between request starts, per process "
-                "(default 0.2)", "politeness", metavar="S"),
-    SettingSpec("min_rps", parse_positive_float, "the host rate is halved on throttling but never below "
-                "this (default: max-rps / 8)", "politeness", metavar="R"),
-    SettingSpec("recover_after", parse_positive_float, "quiet seconds after throttling before the host "
-                "rate steps back up (default 10)", "politeness", metavar="S"),
+    SettingSpec("max_rps", parse_positive_float, "request starts per second for the whole host, across every "
+                "process of every run on this machine (concurrent runs keep to the smallest). Each data type's "
+                "process gets a share in proportion to the requests it still has to make, up to its own "
+                "--concurrency and --pacing", "politeness", metavar="R"),
+    SettingSpec("concurrency", parse_positive_int, "requests in flight at most, per process (one process per "
+                "data type)", "politeness", metavar="N"),
+    SettingSpec("pacing", parse_non_negative_float, "seconds between request starts, per process", "politeness",
+                metavar="S"),
+    SettingSpec("min_rps", parse_positive_float, "the host rate is halved on throttling but never below this",
+                "politeness", metavar="R", default="max-rps / 8", example="0.625"),
+    SettingSpec("recover_after", parse_positive_float, "quiet seconds after throttling before the host rate "
+                "steps back up", "politeness", metavar="S"),
     SettingSpec("max_attempts", parse_positive_int, "attempts per request before a company is recorded as "
-                "failed (default 6)", "politeness", metavar="N"),
-    SettingSpec("backoff_base", parse_positive_float, "first retry wait in seconds; doubles each attempt, "
-                "with full jitter (default 0.5)", "politeness", metavar="S"),
-    SettingSpec("backoff_cap", parse_positive_float, "longest single retry wait in seconds (default 30)",
-                "politeness", metavar="S"),
-    SettingSpec("state_dir", parse_path, "where runs on this machine share each host's budget (default: "
-                "$XDG_CACHE_HOME/nepse-etl, else ~/.cache/nepse-etl)", "politeness", metavar="DIR"),
+                "failed", "politeness", metavar="N"),
+    SettingSpec("backoff_base", parse_positive_float, "first retry wait in seconds; doubles each attempt, with "
+                "full jitter", "politeness", metavar="S"),
+    SettingSpec("backoff_cap", parse_positive_float, "longest single retry wait in seconds", "politeness",
+                metavar="S"),
+    SettingSpec("state_dir", parse_path, "where runs on this machine share each host's budget (one small "
+                "locked file per API host)", "politeness", metavar="DIR",
+                default="$XDG_CACHE_HOME/nepse-etl, else ~/.cache/nepse-etl", example="~/.cache/nepse-etl"),
     # Guards against a broken server, and internals
-    SettingSpec("page_size", parse_positive_int, "price rows asked per page (default 500, the most NEPSE "
-                "is known to accept)", "limits", metavar="N"),
-    SettingSpec("max_pages", parse_positive_int, "most pages read for one company before giving up "
-                "(default 200)", "limits", metavar="N"),
-    SettingSpec("max_body_mb", parse_positive_float, "largest response body accepted, in MB (default 32)",
-                "limits", metavar="MB"),
-    SettingSpec("start_method", parse_start_method, "multiprocessing start method (default spawn)",
-                "limits", metavar="METHOD"),
-    SettingSpec("demo_seed", parse_positive_int, "seed of the simulator started by --demo (default 42)",
-                "limits", metavar="N"),
-    SettingSpec("demo_companies", parse_positive_int, "companies in the --demo simulator (default 600)",
-                "limits", metavar="N"),
+    SettingSpec("page_size", parse_positive_int, "price rows asked per page (500 is the most NEPSE is known to "
+                "accept)", "limits", metavar="N"),
+    SettingSpec("max_pages", parse_positive_int, "most pages read for one company before giving up", "limits",
+                metavar="N"),
+    SettingSpec("max_body_mb", parse_positive_float, "largest response body accepted, in MB", "limits",
+                metavar="MB"),
+    SettingSpec("start_method", parse_start_method, "multiprocessing start method", "limits", metavar="METHOD"),
+    SettingSpec("demo_seed", parse_positive_int, "seed of the simulator started by --demo", "limits", metavar="N"),
+    SettingSpec("demo_companies", parse_positive_int, "companies in the --demo simulator", "limits", metavar="N"),
     # Output
     SettingSpec("quiet", parse_bool, "only warnings, errors and the summary", "display", is_switch=True),
     SettingSpec("verbose", parse_bool, "also show debug lines (every request and retry)", "display",
@@ -245,6 +253,8 @@ class Settings:
     load_only: bool = False
     extract_only: bool = False
     dry_run: bool = False
+    report_only: bool = False
+    html_report: bool = True
     demo: bool = False
     output: Path = Path("output")
     base_url: str = api.DEFAULT_BASE_URL
@@ -299,30 +309,68 @@ class _ArgumentParser(argparse.ArgumentParser):
         raise ConfigError(f"{message}; see --help")
 
 
-def build_arg_parser() -> argparse.ArgumentParser:
-    parser = _ArgumentParser(
-        prog="backfill.py",
-        description="Backfill NEPSE daily prices, financial reports, dividends and company profiles "
-        "into SQLite, politely and resumably. Every option can also be set as a NEPSE_* variable "
-        "in the environment or in .env (flags win over the environment, which wins over .env).",
-        epilog="Exit codes: 0 success, 1 finished with some failures, 2 bad usage or configuration, "
-        "130 interrupted (re-run the same command to resume).",
-    )
+_FIELD_DEFAULTS = {item.name: item.default for item in fields(Settings)}
+
+
+def default_text(spec: SettingSpec) -> str:
+    """A setting's default as the documentation and --help give it."""
+    if spec.default is not None:
+        return spec.default
+    value = _FIELD_DEFAULTS[spec.name]
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return "-" if value is None else str(value)
+
+
+def example_value(spec: SettingSpec) -> str:
+    """The value .env.example shows for a setting."""
+    if spec.example is not None:
+        return spec.example
+    value = _FIELD_DEFAULTS[spec.name]
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def variable_text(spec: SettingSpec) -> str:
+    """The variable, and for a switch that turns a setting off, the value it stands for."""
+    return spec.env if spec.switch_value == "true" else f"{spec.env}={spec.switch_value}"
+
+
+def help_text(spec: SettingSpec) -> str:
+    shown = "" if spec.is_switch or default_text(spec) == "-" else f" (default: {default_text(spec)})"
+    return f"{spec.help}{shown} [{variable_text(spec)}]"
+
+
+def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("nepse-etl")
+    except PackageNotFoundError:  # running from a checkout that was never installed
+        return "unknown (not installed)"
+
+
+DESCRIPTION = ("Backfill NEPSE daily prices, financial reports, dividends and company profiles into SQLite, "
+               "politely and resumably. Every option can also be set as a NEPSE_* variable in the environment "
+               "or in .env (flags win over the environment, which wins over .env).")
+
+
+def build_arg_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The command line, from SPECS. ``prog`` None: the name it was started by (nepse-etl, backfill.py)."""
+    epilog = "Exit codes: " + ", ".join(f"{code} {meaning}" for code, meaning, _ in EXIT_CODE_TABLE) + "."
+    parser = _ArgumentParser(prog=prog, description=DESCRIPTION, epilog=epilog)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     groups: dict[str, argparse._ArgumentGroup] = {}
     for spec in SPECS:
         group = groups.get(spec.group) or groups.setdefault(
             spec.group, parser.add_argument_group(spec.group, GROUP_DESCRIPTIONS.get(spec.group)))
-        help_text = f"{spec.help} [{spec.env}]"
         if spec.is_switch:
-            group.add_argument(spec.option, dest=spec.name, action="store_const", const="true", help=help_text)
+            group.add_argument(spec.option, dest=spec.name, action="store_const", const=spec.switch_value,
+                               help=help_text(spec))
         else:
-            group.add_argument(spec.option, dest=spec.name, metavar=spec.metavar, help=help_text)
+            group.add_argument(spec.option, dest=spec.name, metavar=spec.metavar, help=help_text(spec))
     return parser
-
-
-def _switch_value(spec: SettingSpec, flag_value: str) -> str:
-    # --insecure is the one switch that turns its setting off.
-    return "false" if spec.name == "tls_verify" else flag_value
 
 
 def _raw_values(
@@ -332,8 +380,7 @@ def _raw_values(
     raw: dict[str, tuple[str, str]] = {}
     for spec in SPECS:
         if flags.get(spec.name) is not None:
-            value = flags[spec.name] or ""
-            raw[spec.name] = (_switch_value(spec, value) if spec.is_switch else value, spec.option)
+            raw[spec.name] = (flags[spec.name] or "", spec.option)
         elif spec.env in environ:
             raw[spec.name] = (environ[spec.env], f"environment variable {spec.env}")
         elif dotenv.get(spec.env) is not None:
@@ -398,6 +445,9 @@ def validate(settings: Settings) -> None:
                           f"{api.MAX_PAGE_SIZE}, the largest page NEPSE is known to accept")
     if settings.ca_bundle is not None and not settings.ca_bundle.is_file():
         raise ConfigError(f"{source_of(settings, 'ca_bundle')}: no file at {settings.ca_bundle}")
+    stages = [name for name in ("load_only", "extract_only", "dry_run") if getattr(settings, name)]
+    if settings.report_only and stages:
+        raise ConfigError(f"--report-only and {_SPEC_BY_NAME[stages[0]].option} exclude each other; choose one")
     if settings.quiet and settings.verbose:
         raise ConfigError("--quiet and --verbose exclude each other; choose one")
 

@@ -26,6 +26,7 @@ def clean_env(**extra: str) -> dict[str, str]:
     """The environment without NEPSE_* settings, except the test's own budget state directory."""
     env = {key: value for key, value in os.environ.items()
            if not key.startswith("NEPSE_") or key == "NEPSE_STATE_DIR"}
+    env["NEPSE_HTML_REPORT"] = "false"  # about a second a run; tests/test_htmlreport.py turns it back on
     env.update(extra)
     return env
 

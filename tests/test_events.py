@@ -12,7 +12,10 @@ from etl.events import (
     EVENTS,
     CompanyDone,
     CompanyFailed,
+    HostRate,
     RateChanged,
+    Request,
+    Retry,
     TypeEnd,
     TypeStart,
     as_extra,
@@ -27,6 +30,10 @@ SAMPLES = [
     CompanyFailed(type="reports", symbol="ADBL", reason="HTTP 502", attempts=5, requests=9, retries=4),
     RateChanged(rate=2.5, old_rate=5.0, reason="host rate halved: repeated HTTP 429"),
     TypeEnd(type="prices", requests=603, retries=2, throttle_events=1),
+    Request(method="GET", path="/api/nots/security/131", params={}, started=1.5, seconds=0.25, outcome="ok",
+            bytes=2048),
+    Retry(reason="HTTP 502", attempt=2, wait=1.234),
+    HostRate(rate=3.75),
 ]
 
 
@@ -49,6 +56,9 @@ def test_the_wording_of_each_event() -> None:
         "failed: HTTP 502 after 5 attempts",
         "request rate now 2.5 req/s (host rate halved: repeated HTTP 429)",
         "finished: 603 requests, 2 retries, 1 throttle event",
+        "GET /api/nots/security/131  -> 2,048 bytes in 0.250s",
+        "HTTP 502; retry 2 in 1.23s",
+        "host rate 3.75 req/s",
     ]
     assert (count_noun(1, "retry", "retries"), count_noun(1_234, "record")) == ("1 retry", "1,234 records")
 
@@ -75,3 +85,15 @@ def test_the_display_refuses_a_malformed_event() -> None:
     with pytest.raises(ValueError, match="lacks"):
         display.handle({"time": 0.0, "level": "INFO", "message": "", "label": "prices",
                         "extra": {"event": "type_start", "type": "prices"}, "exception": None})
+
+
+def test_request_events_are_debug_lines_for_the_display_not_progress() -> None:
+    out = io.StringIO()
+    quiet, verbose = make_display("plain", Console(file=io.StringIO()), 5.0), make_display(
+        "plain", Console(file=out, width=200), 5.0, verbose=True)
+    for display in (quiet, verbose):
+        for sample in SAMPLES[-3:]:
+            display.handle({"time": 0.0, "level": sample.level, "message": sample.describe(), "label": "prices",
+                            "extra": as_extra(sample), "exception": None})
+    assert "GET /api/nots/security/131" in out.getvalue() and "host rate 3.75" in out.getvalue()
+    assert quiet.stats("prices").requests == 0

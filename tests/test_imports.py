@@ -58,4 +58,4 @@ def test_settings_do_not_import_the_data_types_or_the_client() -> None:
     code = "import sys, etl.settings; print(sorted(m for m in sys.modules if m.startswith('etl.')))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                             cwd=Path(etl.__file__).parent.parent, check=True).stdout
-    assert loaded.strip() == "['etl.api', 'etl.settings']"
+    assert loaded.strip() == "['etl.api', 'etl.exitcodes', 'etl.settings']"  # exitcodes: --help's epilog

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from etl.settings import SPECS, ConfigError, nepal_today, resolve_settings
+from etl.settings import SPECS, ConfigError, nepal_today, resolve_settings, variable_text
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -104,6 +104,6 @@ def test_usage_doc_covers_every_setting_and_table() -> None:
 
     text = (REPO / "docs" / "usage.md").read_text()
     for spec in SPECS:
-        assert f"`{spec.env}`" in text, spec.env
+        assert f"`{variable_text(spec)}`" in text, spec.env
     for data_type in REGISTRY.values():
         assert f"| `{data_type.table}` |" in text
