@@ -421,11 +421,11 @@ def finish_gap_s(report: dict[str, Any]) -> float:
     return (max(stamps) - min(stamps)).total_seconds() if len(stamps) > 1 else 0.0
 
 
-def run_target(context: Context, n_companies: int, budget: float, faults: float) -> dict[str, Any]:
+def run_target(context: Context, n_companies: int, budget: float, faults: float, purpose: str = "") -> dict[str, Any]:
     args = context.args
     days = 365 * args.window_years + args.window_years // 4
     since = (context.window[1] - datetime.timedelta(days=days)).isoformat()
-    label = f"{budget:g} req/s, {faults:.0%} faults, {n_companies} companies"
+    label = f"{budget:g} req/s, {faults:.0%} faults, {n_companies} companies{purpose}"
     context.console.print(f"[bold]{label}[/]: nepse-etl --extract-only, {args.window_years}-year window ...")
     output = context.output_dir(label.replace(",", "").replace("%", "pct").replace("/", "per"))
     config = sim_config(args, n_companies, faults=faults, history_days=days + 7)
@@ -505,14 +505,22 @@ def subset_sizes(args: argparse.Namespace) -> dict[float, int]:
     return sizes
 
 
-def run_target_matrix(context: Context) -> dict[str, Any]:
+def run_target_matrix(context: Context, save: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """Every run, saved as it ends (a long matrix interrupted keeps what it measured)."""
     args = context.args
     subsets = subset_sizes(args)
-    runs = [run_target(context, subsets.get(budget, args.companies), budget, faults)
-            for budget in args.budgets for faults in args.fault_rates]
+    matrix: dict[str, Any] = {"runs": [], "memory": []}
+    for budget in args.budgets:
+        for faults in args.fault_rates:
+            matrix["runs"].append(run_target(context, subsets.get(budget, args.companies), budget, faults))
+            save(matrix)
     top = max(args.budgets)
-    memory = [run_target(context, n_companies, top, 0.0) for n_companies in args.target_memory_sizes]
-    return {"runs": runs, "memory": memory}
+    for n_companies in args.target_memory_sizes:
+        same = [run for run in matrix["runs"]
+                if (run["max_rps"], run["faults"], run["n_companies"]) == (top, 0.0, n_companies)]
+        matrix["memory"].append(same[0] if same else run_target(context, n_companies, top, 0.0, " (memory)"))
+        save(matrix)
+    return matrix
 
 
 def check_target_matrix(matrix: dict[str, Any]) -> list[dict[str, str]]:
@@ -733,7 +741,13 @@ def run_matrix_only(context: Context) -> dict[str, Any]:
     }
     context.console.print("[bold]parse CPU[/]: price pages, row parser against columns ...")
     results["parse_cpu"] = measure_parse_cpu(args.seed)
-    results["matrix"] = run_target_matrix(context) if not args.parse_only else {"runs": [], "memory": []}
+
+    def save(matrix: dict[str, Any]) -> None:
+        if args.json is not None:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps({**results, "matrix": matrix}, indent=2, default=str))
+
+    results["matrix"] = run_target_matrix(context, save) if not args.parse_only else {"runs": [], "memory": []}
     results["load_average_after"] = os.getloadavg()
     results["targets"] = check_target_matrix(results["matrix"])
     return results
