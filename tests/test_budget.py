@@ -411,3 +411,13 @@ def test_two_429s_are_a_throttle_signal_and_one_is_not() -> None:
     assert not any(detector.record(0) for _ in range(19))  # the lone 429 has left the window
     assert not detector.record(weight)
     assert detector.record(weight)
+
+
+def test_an_unusable_state_dir_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    result = run_cli("--base-url", "http://127.0.0.1:9", "--output", str(tmp_path / "out"), cwd=tmp_path,
+                     env=clean_env(NEPSE_STATE_DIR=str(blocker)))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "NEPSE_STATE_DIR" in lines[0] and str(blocker) in lines[0], result.stderr
