@@ -120,6 +120,8 @@ class HostLedger:
         self._pid = -1
         self._fd = -1
         self._map: mmap.mmap | None = None
+        # flock excludes other open files, not other threads using this one (the parent's heartbeat).
+        self._threads = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
         return {"path": self.path}
@@ -130,6 +132,7 @@ class HostLedger:
     def _mapped(self) -> mmap.mmap:
         # Reopen in every process: a flock belongs to the open file, which a forked child would share.
         if self._map is None or self._pid != os.getpid():
+            self._threads = threading.Lock()  # a forked child must not inherit a lock its parent's thread held
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -147,11 +150,12 @@ class HostLedger:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[mmap.mmap]:
         mapped = self._mapped()
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-        try:
-            yield mapped
-        finally:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        with self._threads:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                yield mapped
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     @staticmethod
     def _check_header(mapped: mmap.mmap) -> None:
