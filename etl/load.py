@@ -127,6 +127,17 @@ def ensure_quarantine_table(connection: sqlite3.Connection) -> None:
     )
 
 
+# Reasons that earlier versions quarantined rows for and that are plausibility rules now: those rows are in
+# the raw zone, so the load stores them (and flags them); their quarantine entries would say otherwise.
+_NOW_FLAGGED_REASONS = ("high < low", "no close", "negative %")
+
+
+def forget_rows_now_flagged(connection: sqlite3.Connection, data_type: DataType) -> None:
+    conditions = " OR ".join("reason LIKE ?" for _ in _NOW_FLAGGED_REASONS)
+    connection.execute(f"DELETE FROM quarantine WHERE data_type = ? AND ({conditions})",
+                       (data_type.name, *_NOW_FLAGGED_REASONS))
+
+
 def upsert_sql(data_type: DataType) -> str:
     table, columns, key = data_type.table, data_type.columns, data_type.natural_key
     others = [column for column in columns if column not in key]
@@ -320,6 +331,7 @@ def load_type(connection: sqlite3.Connection, data_type: DataType, zone: RawZone
     ensure_issues_table(connection)
     connection.execute("BEGIN IMMEDIATE")
     try:
+        forget_rows_now_flagged(connection, data_type)
         for batch in _batches(paths, data_type):
             bad_before = len(counts.bad_files)
             frames = _read_batch(batch, data_type, zone, counts)
