@@ -277,8 +277,6 @@ def _write_company_file(zone: RawZone, path: Path, table: pa.Table, meta: dict[s
 def _merge_window(path: Path, new: pa.Table, meta: dict[str, Any], item: WorkItem,
                   data_type: DataType) -> tuple[pa.Table, dict]:
     """Incremental types: the new days join the days already saved, newest fetch winning."""
-    import polars as pl  # only here: a first run of the extract processes never loads polars
-
     date_column = str(data_type.date_column)
     newest = max((day for day in new.column(date_column).to_pylist() if day), default=None)
     meta["covered_from"] = item.window.since.isoformat()
@@ -288,12 +286,22 @@ def _merge_window(path: Path, new: pa.Table, meta: dict[str, Any], item: WorkIte
             old = pq.read_table(path).replace_schema_metadata(None)
             old_meta = read_meta(path) or {}
             if old.schema.equals(new.schema):
-                combined = pl.from_arrow(pa.concat_tables([old, new]))
-                assert isinstance(combined, pl.DataFrame)
-                merged = combined.unique(subset=list(data_type.natural_key), keep="last", maintain_order=True)
-                new = merged.sort(date_column, descending=True).to_arrow().cast(new.schema)
+                new = _replace_refetched_keys(old, new, data_type).cast(new.schema)
                 meta["covered_from"] = min(meta["covered_from"], old_meta.get("covered_from", meta["covered_from"]))
                 meta["covered_until"] = max(meta["covered_until"], old_meta.get("covered_until", ""))
         except (OSError, pa.ArrowException) as exc:
             logger.warning(f"could not merge with {path} ({exc}); replacing it with the new window")
     return new, meta
+
+
+def _replace_refetched_keys(old: pa.Table, new: pa.Table, data_type: DataType) -> pa.Table:
+    """Saved rows whose key the new answer carries again give way to it; every other row stays as it came,
+    copies of a key sent twice in one answer included, so the load can still flag those that differ."""
+    import polars as pl  # only here: a first run of the extract processes never loads polars
+
+    key = list(data_type.natural_key)
+    old_frame, new_frame = pl.from_arrow(old), pl.from_arrow(new)
+    assert isinstance(old_frame, pl.DataFrame) and isinstance(new_frame, pl.DataFrame)
+    kept = old_frame.join(new_frame.select(key).unique(), on=key, how="anti", nulls_equal=True)
+    merged = pl.concat([kept, new_frame], how="vertical")
+    return merged.sort(str(data_type.date_column), descending=True, maintain_order=True).to_arrow()

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from loguru import logger
 
-from etl.datatypes.base import FETCHED_AT, REJECT_REASON, DataType
+from etl.datatypes.base import FETCHED_AT, REJECT_REASON, DataType, any_of
 from etl.errors import DatabaseNotUsable
 from etl.issues import (
     DUPLICATE_DIFFERS,
@@ -40,6 +40,7 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 FILES_PER_BATCH = 200  # bounds memory: a batch of companies at a time where the key allows it
 _REASON = "_reason"
 _ISSUE_SCHEMA = {"key": pl.String, "rule": pl.String, "detail": pl.String}
+_KEY = "_key"
 
 
 @dataclass
@@ -124,6 +125,17 @@ def ensure_quarantine_table(connection: sqlite3.Connection) -> None:
         "symbol TEXT, reason TEXT NOT NULL, record TEXT NOT NULL, source TEXT, first_seen TEXT, "
         "PRIMARY KEY (data_type, record_hash))"
     )
+
+
+# Reasons that earlier versions quarantined rows for and that are plausibility rules now: those rows are in
+# the raw zone, so the load stores them (and flags them); their quarantine entries would say otherwise.
+_NOW_FLAGGED_REASONS = ("high < low", "no close", "negative %")
+
+
+def forget_rows_now_flagged(connection: sqlite3.Connection, data_type: DataType) -> None:
+    conditions = " OR ".join("reason LIKE ?" for _ in _NOW_FLAGGED_REASONS)
+    connection.execute(f"DELETE FROM quarantine WHERE data_type = ? AND ({conditions})",
+                       (data_type.name, *_NOW_FLAGGED_REASONS))
 
 
 def upsert_sql(data_type: DataType) -> str:
@@ -216,7 +228,12 @@ def _split(frame: pl.DataFrame, data_type: DataType) -> tuple[pl.DataFrame, pl.D
     key = list(data_type.natural_key)
     good = (passed.unique(subset=key, keep="last", maintain_order=True)
             .sort(key))  # inserting in key order keeps SQLite's B-tree appends cheap
-    return good, bad, _conflicting_copies(passed, data_type)
+    conflicts = _conflicting_copies(passed, data_type) if good.height < passed.height else _no_issues()
+    return good, bad, conflicts
+
+
+def _no_issues() -> pl.DataFrame:
+    return pl.DataFrame(schema=_ISSUE_SCHEMA)
 
 
 def _conflicting_copies(passed: pl.DataFrame, data_type: DataType) -> pl.DataFrame:
@@ -224,7 +241,8 @@ def _conflicting_copies(passed: pl.DataFrame, data_type: DataType) -> pl.DataFra
     the others (the key holds only one row)."""
     key = list(data_type.natural_key)
     fetched = pl.col(FETCHED_AT).fill_null("")
-    latest = passed.filter(fetched == fetched.max().over(key))
+    repeated = passed.filter(passed.select(key).is_duplicated())
+    latest = repeated.filter(fetched == fetched.max().over(key))
     repeated = latest.filter(pl.len().over(key) > 1)
     values = [column for column in data_type.columns if column not in key]
     issues = []
@@ -242,9 +260,10 @@ def _conflicting_copies(passed: pl.DataFrame, data_type: DataType) -> pl.DataFra
 def _flag(good: pl.DataFrame, keys: pl.Series, data_type: DataType) -> pl.DataFrame:
     """(key, rule, detail) for every stored row and plausibility rule it breaks."""
     if not data_type.rules or good.is_empty():
-        return pl.DataFrame(schema=_ISSUE_SCHEMA)
+        return _no_issues()
+    odd = good.with_columns(keys.alias(_KEY)).filter(any_of([rule.breaks() for rule in data_type.rules]))
     checks = [pl.when(rule.breaks()).then(rule.detail()).alias(rule.name) for rule in data_type.rules]
-    wide = good.select(checks).with_columns(keys.alias("key"))
+    wide = odd.select(pl.col(_KEY).alias("key"), *checks)  # details only for the few odd rows
     return (wide.unpivot(index="key", variable_name="rule", value_name="detail")
             .drop_nulls("detail").select(list(_ISSUE_SCHEMA)))
 
@@ -312,6 +331,7 @@ def load_type(connection: sqlite3.Connection, data_type: DataType, zone: RawZone
     ensure_issues_table(connection)
     connection.execute("BEGIN IMMEDIATE")
     try:
+        forget_rows_now_flagged(connection, data_type)
         for batch in _batches(paths, data_type):
             bad_before = len(counts.bad_files)
             frames = _read_batch(batch, data_type, zone, counts)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from etl.datatypes import REGISTRY
@@ -92,6 +94,9 @@ def test_every_rule_has_a_unique_name_and_says_why() -> None:
         assert len(set(names)) == len(names) and DUPLICATE_DIFFERS not in names and "key" not in names
         assert all(rule.why for rule in data_type.rules)
     assert {rule.name for rule in REGISTRY["prices"].rules} >= {"high_below_low", "close_outside_range"}
+    usage = (Path(__file__).resolve().parent.parent / "docs" / "usage.md").read_text()
+    for name in [rule.name for data_type in REGISTRY.values() for rule in data_type.rules] + [DUPLICATE_DIFFERS]:
+        assert f"`{name}`" in usage, f"docs/usage.md does not list the rule {name}"
 
 
 def test_dividends_keep_two_declarations_in_one_year() -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from etl.datatypes import REGISTRY
 from etl.datatypes.base import Company, rows_to_table
-from etl.load import DatabaseNotUsable, load_all, open_database, upsert_sql
+from etl.load import DatabaseNotUsable, ensure_quarantine_table, load_all, open_database, upsert_sql
 from etl.rawzone import RawZone
 from tests.conftest import run_cli
 
@@ -142,6 +142,24 @@ def test_flags_reach_the_summary_the_run_report_and_the_runs_table(tmp_path: Pat
         "high_below_low": 2, "close_outside_range": 1, "price_not_positive": 1, "duplicate_differs": 1}
     flagged = sqlite3.connect(output / "nepse.db").execute("SELECT rows_flagged FROM runs").fetchall()
     assert flagged == [(5,)]
+
+
+def test_rows_an_earlier_version_quarantined_are_stored_and_flagged(tmp_path: Path) -> None:
+    """Before plausibility rules, a high below the low was quarantined: after the upgrade the row is in
+    `prices` and `data_issues`, and its quarantine entry no longer claims it was not loaded."""
+    zone = RawZone(tmp_path)
+    write_prices(zone, "OLD", [price(1, high=90, low=95), {**price(2), "closePrice": "abc"}])
+    connection = open_database(tmp_path / "nepse.db")
+    ensure_quarantine_table(connection)
+    connection.execute("INSERT INTO quarantine VALUES ('prices', 'h1', 'OLD', 'high < low', '{}', NULL, 'x')")
+    connection.execute("INSERT INTO quarantine VALUES ('dividends', 'h2', 'OLD', 'negative cash_pct', '{}', NULL, 'x')")
+    connection.close()
+    counts = load(tmp_path, zone)
+    assert (counts.new, counts.flagged, counts.quarantined) == (1, 1, 1)
+    db = sqlite3.connect(tmp_path / "nepse.db")
+    assert sorted(db.execute("SELECT data_type, reason FROM quarantine")) == [
+        ("dividends", "negative cash_pct"),  # another type's entries wait for that type's load
+        ("prices", "closePrice 'abc' is not a number")]
 
 
 def test_a_corrected_row_loses_its_issue_and_first_seen_is_kept(tmp_path: Path) -> None:
