@@ -102,21 +102,47 @@ def _claim(connection: sqlite3.Connection, path: Path) -> None:
     connection.execute(f"PRAGMA application_id={APPLICATION_ID}")
 
 
-def ensure_table(connection: sqlite3.Connection, data_type: DataType) -> None:
+def _table_definition(data_type: DataType, table: str) -> str:
     columns = data_type.sqlite_columns()
     key = data_type.natural_key
-    options = ""
     if len(key) == 1 and dict(columns)[key[0]] == "INTEGER":
         definitions = [f"{name} {kind} PRIMARY KEY" if name == key[0] else f"{name} {kind}" for name, kind in columns]
-    else:
-        definitions = [f"{name} {kind}" for name, kind in columns] + [f"PRIMARY KEY ({', '.join(key)})"]
-        options = " WITHOUT ROWID"  # the key is the only index: one B-tree to write, not two
-    definitions += [f"UNIQUE ({column})" for column in data_type.unique]
-    connection.execute(f"CREATE TABLE IF NOT EXISTS {data_type.table} ({', '.join(definitions)}){options}")
-    present = {row[1] for row in connection.execute(f"PRAGMA table_info({data_type.table})")}
-    for name, kind in columns:
+        return f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(definitions)})"
+    definitions = [f"{name} {kind}" for name, kind in columns] + [f"PRIMARY KEY ({', '.join(key)})"]
+    # WITHOUT ROWID: the key is the only index, one B-tree to write, not two.
+    return f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(definitions)}) WITHOUT ROWID"
+
+
+def ensure_table(connection: sqlite3.Connection, data_type: DataType) -> None:
+    table = data_type.table
+    connection.execute(_table_definition(data_type, table))
+    present = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+    for name, kind in data_type.sqlite_columns():
         if name not in present:  # a column added in a later version of the type
-            connection.execute(f"ALTER TABLE {data_type.table} ADD COLUMN {name} {kind}")
+            connection.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+    if any(row[3] == "u" for row in connection.execute(f"PRAGMA index_list({table})")):
+        _drop_unique_constraints(connection, data_type, present)
+    for statement in data_type.indexes:
+        connection.execute(statement)
+
+
+def _drop_unique_constraints(connection: sqlite3.Connection, data_type: DataType, present: set[str]) -> None:
+    """An older version declared `UNIQUE (symbol)` on securities; SQLite cannot drop a constraint,
+    so the table is rebuilt in place, in one transaction, keeping every row."""
+    table, rebuilt = data_type.table, f"{data_type.table}_rebuilt"
+    kept = ", ".join(column for column in data_type.columns if column in present)
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        connection.execute(f"DROP TABLE IF EXISTS {rebuilt}")
+        connection.execute(_table_definition(data_type, rebuilt))
+        connection.execute(f"INSERT INTO {rebuilt} ({kept}) SELECT {kept} FROM {table}")
+        connection.execute(f"DROP TABLE {table}")
+        connection.execute(f"ALTER TABLE {rebuilt} RENAME TO {table}")
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    logger.info(f"{table}: dropped a unique constraint left by an older version (table rebuilt in place)")
 
 
 def ensure_quarantine_table(connection: sqlite3.Connection) -> None:
@@ -285,21 +311,12 @@ def _write_quarantine(connection: sqlite3.Connection, data_type: DataType, bad: 
     connection.executemany("INSERT OR IGNORE INTO quarantine VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
 
 
-def _evict_taken_over(connection: sqlite3.Connection, data_type: DataType, good: pl.DataFrame) -> None:
-    """A unique column that moved to another key (a symbol now on a new security id): the newer
-    row wins, so the old holder goes before the upsert would collide with it."""
-    key = data_type.natural_key
-    mismatch = " OR ".join(f"{column} IS NOT ?" for column in key)
-    for column in data_type.unique:
-        connection.executemany(f"DELETE FROM {data_type.table} WHERE {column} = ? AND ({mismatch})",
-                               good.select([column, *key]).iter_rows())
-
-
 def _upsert(connection: sqlite3.Connection, data_type: DataType, good: pl.DataFrame, counts: LoadCounts) -> None:
     if good.is_empty():
         return
     count_sql = f"SELECT count(*) FROM {data_type.table}"
-    _evict_taken_over(connection, data_type, good)
+    if data_type.before_upsert is not None:
+        good = data_type.before_upsert(connection, good)
     rows_before = connection.execute(count_sql).fetchone()[0]
     changes_before = connection.total_changes
     connection.executemany(upsert_sql(data_type), good.select(data_type.columns).iter_rows())

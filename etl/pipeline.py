@@ -26,7 +26,13 @@ from etl import datatypes, tls, wasm_auth
 from etl.budget import HostBudget, StateDirError, ledger_path
 from etl.client import ClientConfig, NepseClient
 from etl.datatypes.base import Company, DataType, rows_to_table
-from etl.datatypes.securities import SECURITIES, active_companies, fetch_security_list, parse_security_list
+from etl.datatypes.securities import (
+    SECURITIES,
+    active_companies,
+    fetch_security_list,
+    parse_security_list,
+    symbol_conflicts,
+)
 from etl.eventlog import EventRecorder, events_path
 from etl.events import HostRate, emit
 from etl.extract import ExtractPool, TypeJob
@@ -135,6 +141,8 @@ def fetch_universe(context: RunContext, budget: HostBudget, type_names: tuple[st
                           "the network; if the server is struggling, try a lower --max-rps later") from None
     rows = SECURITIES.parse(records, None)  # type: ignore[arg-type]
     extra_rows = [] if security_records is None else parse_security_list(security_records, rows)
+    for conflict in symbol_conflicts(rows):
+        logger.warning(conflict.describe())
     fetched_at = datetime.now(timezone.utc).isoformat(timespec="microseconds")
     context.zone.write(context.zone.securities_path, rows_to_table(rows + extra_rows, SECURITIES, fetched_at),
                        {"type": "securities", "fetched_at": fetched_at, "run_id": context.run_id})

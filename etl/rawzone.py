@@ -26,7 +26,8 @@ PART_NAME = "part.parquet"
 META_KEY = b"nepse_etl"
 TMP_SUFFIX = ".tmp"
 SECURITIES = "securities"
-_SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9_%-]+$")
+_SAFE_SEGMENT = re.compile(r"^[A-Z0-9_%-]+$")
+_LOWER = re.compile(r"[a-z]")
 MAX_SYMBOL_LENGTH = 64
 
 
@@ -39,6 +40,9 @@ def encode_symbol(symbol: str) -> str:
     if not symbol or len(symbol) > MAX_SYMBOL_LENGTH:
         raise UnsafeSymbol(f"symbol {symbol!r} is empty or longer than {MAX_SYMBOL_LENGTH} characters")
     encoded = quote(symbol, safe="").replace(".", "%2E")
+    # Lower-case letters are escaped too, so that case-only twins ('abc', 'ABC') never share a
+    # directory on a case-insensitive filesystem; NEPSE's upper-case symbols are unchanged.
+    encoded = _LOWER.sub(lambda match: f"%{ord(match.group()):02X}", encoded)
     if not _SAFE_SEGMENT.match(encoded):
         raise UnsafeSymbol(f"symbol {symbol!r} cannot be a path segment")
     return encoded

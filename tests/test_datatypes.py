@@ -159,3 +159,16 @@ def test_a_price_page_that_is_not_a_list_of_objects_goes_to_the_row_parser() -> 
     assert parse_columns([_price("2026-01-01"), "junk"], NABIL) is None
     table = PRICES.to_table([_price("2026-01-01"), "junk"], NABIL, "t")
     assert table.column(REJECT_REASON).to_pylist() == [None, "record is a str, not an object"]
+
+
+def test_two_active_ids_for_one_symbol_fetch_only_the_most_recent_listing() -> None:
+    from etl.datatypes.securities import symbol_conflicts
+
+    records = [{"id": 9, "symbol": "ABC", "status": "A"}, {"id": 30, "symbol": "abc ", "status": "A"},
+               {"id": 12, "symbol": "ABC", "status": "D"}, {"id": 5, "symbol": "NABIL", "status": "A"}]
+    rows = SECURITIES.parse(records)
+    assert [(c.security_id, c.symbol) for c in active_companies(rows)] == [(30, "ABC"), (5, "NABIL")]
+    [conflict] = symbol_conflicts(rows)
+    assert (conflict.symbol, conflict.chosen, conflict.others) == ("ABC", 30, (9,))
+    assert conflict.describe() == ("symbol ABC is claimed by active security ids 9 and 30: fetching id 30, "
+                                   "the most recent listing")

@@ -251,7 +251,7 @@ def test_upsert_sql_is_parameterised_and_only_rewrites_changed_rows() -> None:
     assert "WHERE prices.close IS NOT excluded.close" in sql
 
 
-def test_a_symbol_that_moves_to_a_new_security_id_replaces_the_old_row(tmp_path: Path) -> None:
+def test_a_symbol_that_moves_to_a_new_security_id_supersedes_the_old_row(tmp_path: Path) -> None:
     from etl.datatypes.securities import SECURITIES
 
     zone = RawZone(tmp_path)
@@ -266,6 +266,66 @@ def test_a_symbol_that_moves_to_a_new_security_id_replaces_the_old_row(tmp_path:
                  "2026-11-02T00:00:00+00:00")
     counts = load_all(tmp_path / "nepse.db", zone, [SECURITIES])["securities"]
     rows = sqlite3.connect(tmp_path / "nepse.db").execute(
-        "SELECT security_id, symbol, status FROM securities ORDER BY 1").fetchall()
-    assert rows == [(2, "XYZ", "D"), (3, "ABC", "A")]
+        "SELECT security_id, symbol, status, superseded_by FROM securities ORDER BY 1").fetchall()
+    assert rows == [(1, "ABC", "A", 3), (2, "XYZ", "D", None), (3, "ABC", "A", None)]
     assert (counts.new, counts.updated) == (1, 1)
+
+
+def _company_list(zone: RawZone, records: list[dict], fetched_at: str = FETCHED) -> None:
+    from etl.datatypes.securities import SECURITIES
+
+    zone.write(zone.securities_path, rows_to_table(SECURITIES.parse(records), SECURITIES, fetched_at), {})
+
+
+def _securities(db: Path) -> list[tuple]:
+    return sqlite3.connect(db).execute(
+        "SELECT security_id, symbol, status, superseded_by FROM securities ORDER BY 1").fetchall()
+
+
+def test_a_reused_symbol_keeps_every_security_id_and_the_later_tables_load(tmp_path: Path) -> None:
+    """A delisted id whose symbol an active company now uses, and case-only twins, once crashed every load."""
+    from etl.datatypes.securities import SECURITIES
+
+    zone = RawZone(tmp_path)
+    _company_list(zone, [{"id": 7, "symbol": "ABC", "status": "D"}, {"id": 40, "symbol": "ABC", "status": "A"},
+                         {"id": 50, "symbol": "xyz", "status": "A"}, {"id": 51, "symbol": "XYZ", "status": "A"}])
+    write_prices(zone, "ABC", [price(1)])
+    loads = load_all(tmp_path / "nepse.db", zone, [SECURITIES, PRICES])
+    assert _securities(tmp_path / "nepse.db") == [(7, "ABC", "D", None), (40, "ABC", "A", None),
+                                                   (50, "XYZ", "A", 51), (51, "XYZ", "A", None)]
+    assert loads["prices"].new == 1
+    again = load_all(tmp_path / "nepse.db", zone, [SECURITIES])["securities"]
+    assert (again.new, again.updated, again.unchanged) == (0, 0, 4)
+
+
+def test_an_old_database_with_a_unique_symbol_is_migrated_in_place(tmp_path: Path) -> None:
+    from etl.datatypes.securities import SECURITIES
+
+    db = tmp_path / "nepse.db"
+    old = sqlite3.connect(db)
+    old.execute("PRAGMA application_id=1313165395")
+    old.execute("CREATE TABLE securities (security_id INTEGER PRIMARY KEY, symbol TEXT, company_name TEXT, "
+                "security_name TEXT, status TEXT, instrument_type TEXT, sector TEXT, email TEXT, website TEXT, "
+                "regulatory_body TEXT, UNIQUE (symbol))")
+    old.execute("INSERT INTO securities (security_id, symbol, company_name, status) VALUES (7, 'ABC', 'Old', 'A')")
+    old.commit()
+    old.close()
+    zone = RawZone(tmp_path)
+    _company_list(zone, [{"id": 7, "symbol": "ABC", "status": "D"}, {"id": 40, "symbol": "ABC", "status": "A"}])
+    load_all(db, zone, [SECURITIES])
+    assert _securities(db) == [(7, "ABC", "D", None), (40, "ABC", "A", None)]
+    connection = sqlite3.connect(db)
+    with pytest.raises(sqlite3.IntegrityError):  # still one active holder per symbol
+        connection.execute("UPDATE securities SET status = 'A' WHERE security_id = 7")
+    assert connection.execute("SELECT company_name FROM securities WHERE security_id = 7").fetchone() == (None,)
+
+
+def test_a_symbol_taken_over_by_an_id_missing_from_the_list_supersedes_the_old_holder(tmp_path: Path) -> None:
+    from etl.datatypes.securities import SECURITIES
+
+    zone = RawZone(tmp_path)
+    _company_list(zone, [{"id": 1, "symbol": "ABC", "status": "A"}])
+    load_all(tmp_path / "nepse.db", zone, [SECURITIES])
+    _company_list(zone, [{"id": 3, "symbol": "ABC", "status": "A"}], "2026-11-02T00:00:00+00:00")
+    load_all(tmp_path / "nepse.db", zone, [SECURITIES])
+    assert _securities(tmp_path / "nepse.db") == [(1, "ABC", "A", 3), (3, "ABC", "A", None)]

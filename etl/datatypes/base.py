@@ -25,6 +25,8 @@ from etl.paging import Paginator
 from etl.payloads import BodyCheck
 
 if TYPE_CHECKING:
+    import sqlite3
+
     import polars as pl
 
 # Columns every raw-zone file carries besides the type's own.
@@ -81,7 +83,9 @@ class DataType:
     # Polars expression giving the reason a row cannot be stored (no key, unreadable value), or null.
     contract: Callable[[], pl.Expr]
     rules: tuple[Rule, ...] = ()  # what a stored row is checked for: flagged, never dropped
-    unique: tuple[str, ...] = ()  # another column that identifies a row (a row that takes it over wins)
+    indexes: tuple[str, ...] = ()  # CREATE INDEX statements beside the natural key
+    # Runs in the load's transaction on a batch's good rows, before they are upserted.
+    before_upsert: Callable[[sqlite3.Connection, pl.DataFrame], pl.DataFrame] | None = None
     # An incremental type's date column: only the days after those already saved are fetched.
     date_column: str | None = None
     key_includes_symbol: bool = True  # so each symbol's partition can be loaded on its own

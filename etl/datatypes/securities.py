@@ -7,6 +7,8 @@ securities the company list lacks (promoter shares first of all); those are adde
 
 from __future__ import annotations
 
+from collections import defaultdict
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -27,7 +29,11 @@ from etl.datatypes.base import (
 from etl.payloads import check_json_list
 
 if TYPE_CHECKING:
+    import sqlite3
+
     import polars as pl
+
+ACTIVE = "A"
 
 SCHEMA = pa.schema([
     ("security_id", pa.int64()),
@@ -41,6 +47,8 @@ SCHEMA = pa.schema([
     ("website", pa.string()),
     ("regulatory_body", pa.string()),
     ("source_list", pa.string()),  # which list the row came from: 'company' or 'security'
+    # Set by us, not the server: another active id claims this symbol and is the one fetched.
+    ("superseded_by", pa.int64()),
 ])
 
 COMPANY_LIST, SECURITY_LIST = "company", "security"
@@ -75,7 +83,9 @@ def parse(records: Any, company: Company | None = None) -> list[Row]:
             "source_list": COMPANY_LIST,
         }
 
-    return parse_each(records, parse_one, {"source_list": COMPANY_LIST})
+    rows = parse_each(records, parse_one, {"source_list": COMPANY_LIST})
+    mark_superseded(rows)
+    return rows
 
 
 def parse_security_list(records: Any, company_rows: list[Row]) -> list[Row]:
@@ -101,12 +111,67 @@ def contract() -> pl.Expr:
     return first_reason(required("security_id", "symbol"))
 
 
+# ---- one symbol, one active security
+#
+# Symbols are reused after mergers and relistings, so the security id is the identity: every id
+# is kept, and a symbol is unique only among the active securities we follow. When the list marks
+# two ids active under one symbol (parsing folds case, so case-only twins meet here too), the most
+# recent listing keeps it; NEPSE hands out ids in listing order, so that is the highest id.
+
+
+@dataclass(frozen=True)
+class SymbolConflict:
+    symbol: str
+    chosen: int
+    others: tuple[int, ...]
+
+    def describe(self) -> str:
+        ids = sorted([*self.others, self.chosen])
+        return (f"symbol {self.symbol} is claimed by active security ids {', '.join(map(str, ids[:-1]))} and "
+                f"{ids[-1]}: fetching id {self.chosen}, the most recent listing")
+
+
+def symbol_conflicts(rows: list[Row]) -> list[SymbolConflict]:
+    claims: dict[str, list[int]] = defaultdict(list)
+    for row in rows:
+        if row.get("status") == ACTIVE and row.get("symbol") and row.get("security_id") is not None:
+            claims[row["symbol"].upper()].append(row["security_id"])
+    return [SymbolConflict(symbol, max(ids), tuple(sorted(set(ids) - {max(ids)})))
+            for symbol, ids in claims.items() if len(set(ids)) > 1]
+
+
+def mark_superseded(rows: list[Row]) -> list[SymbolConflict]:
+    conflicts = symbol_conflicts(rows)
+    losers = {loser: conflict.chosen for conflict in conflicts for loser in conflict.others}
+    for row in rows:
+        row["superseded_by"] = losers.get(row.get("security_id"))
+    return conflicts
+
+
+def settle_symbols(connection: sqlite3.Connection, frame: pl.DataFrame) -> pl.DataFrame:
+    """Before the upsert: conflicts within the list (a file from an older version has no
+    superseded_by), and an active holder in the table that this list no longer names: the newer
+    list wins, the old id stays, superseded."""
+    import polars as pl
+
+    rows = frame.to_dicts()
+    mark_superseded(rows)
+    connection.executemany(
+        "UPDATE securities SET superseded_by = ? WHERE symbol = ? AND status = 'A' AND superseded_by IS NULL "
+        "AND security_id <> ?",
+        [(row["security_id"], row["symbol"], row["security_id"]) for row in rows
+         if row.get("status") == ACTIVE and row["superseded_by"] is None])
+    return pl.DataFrame(rows, schema=frame.schema)
+
+
 SECURITIES = DataType(
     name="securities",
     table="securities",
     schema=SCHEMA,
     natural_key=("security_id",),
-    unique=("symbol",),
+    indexes=("CREATE UNIQUE INDEX IF NOT EXISTS securities_active_symbol ON securities (symbol) "
+             "WHERE status = 'A' AND superseded_by IS NULL",),
+    before_upsert=settle_symbols,
     fetch=fetch,
     parse=parse,
     contract=contract,
@@ -115,12 +180,13 @@ SECURITIES = DataType(
 
 
 def active_companies(rows: list[Row]) -> list[Company]:
-    """The default universe: every active company, in the list's order, each symbol once."""
+    """The default universe: every active company we follow (see above), in the list's order."""
     seen: set[str] = set()
     companies: list[Company] = []
     for row in rows:
         symbol = row.get("symbol")
-        if row.get("status") != "A" or not symbol or row.get("security_id") is None or symbol in seen:
+        if (row.get("status") != ACTIVE or not symbol or row.get("security_id") is None
+                or row.get("superseded_by") is not None or symbol in seen):
             continue
         seen.add(symbol)
         companies.append(Company(row["security_id"], symbol, row.get("company_name") or ""))
