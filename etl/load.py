@@ -33,7 +33,7 @@ from etl.issues import (
     key_text,
     record_issues,
 )
-from etl.rawzone import RawZone
+from etl.rawzone import SCHEMA_VERSION, RawZone, partition_symbol, read_meta
 
 APPLICATION_ID = 0x4E455053  # "NEPS": marks a database as ours
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -230,6 +230,42 @@ def _read_file(path: Path, data_type: DataType, zone: RawZone, counts: LoadCount
     return _normalise(table, data_type)
 
 
+def _misfit(path: Path, data_type: DataType) -> str | None:
+    """Why a raw file does not belong where it lies (another type's, another company's, a newer
+    version's), or None. Files without our metadata (older, or foreign) are judged by their rows."""
+    meta = read_meta(path)
+    symbol = partition_symbol(path)
+    if meta is None:
+        if symbol is None:
+            return None
+        try:
+            held = set(pq.read_table(path, columns=["symbol"]).column("symbol").to_pylist())
+        except (OSError, KeyError, pa.ArrowException):
+            return None  # the read proper says what is wrong with it
+        others = sorted(str(value) for value in held - {symbol, None})
+        return f"holds {', '.join(others)}, not {symbol}" if others else None
+    version = meta.get("schema_version", 0)
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        return (f"written by a newer nepse-etl (schema version {version}; this one reads up to {SCHEMA_VERSION}): "
+                "upgrade nepse-etl to load it")
+    if meta.get("type", data_type.name) != data_type.name:
+        return f"a {meta['type']} file in the {data_type.name} zone"
+    if symbol is not None and meta.get("symbol", symbol) != symbol:
+        return f"holds {meta['symbol']}, not {symbol}"
+    return None
+
+
+def _belonging(paths: list[Path], data_type: DataType, zone: RawZone, counts: LoadCounts) -> list[Path]:
+    kept = []
+    for path in paths:
+        reason = _misfit(path, data_type)
+        if reason is None:
+            kept.append(path)
+        else:
+            _quarantine_file(path, f"not this partition's file: {reason}", zone, counts)
+    return kept
+
+
 def _quarantine_file(path: Path, reason: str, zone: RawZone, counts: LoadCounts) -> None:
     target = zone.quarantine(path, reason)
     counts.bad_files.append(str(path))
@@ -342,7 +378,7 @@ def load_type(connection: sqlite3.Connection, data_type: DataType, zone: RawZone
     """Load every raw file of one type in one transaction."""
     started = time.perf_counter()
     counts = LoadCounts()
-    paths = zone.files(data_type.name) if paths is None else paths
+    paths = _belonging(zone.files(data_type.name) if paths is None else paths, data_type, zone, counts)
     ensure_table(connection, data_type)
     ensure_quarantine_table(connection)
     ensure_issues_table(connection)

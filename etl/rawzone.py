@@ -29,6 +29,8 @@ SECURITIES = "securities"
 _SAFE_SEGMENT = re.compile(r"^[A-Z0-9_%-]+$")
 _LOWER = re.compile(r"[a-z]")
 MAX_SYMBOL_LENGTH = 64
+# Written into every file's metadata; files from before it existed count as version 0.
+SCHEMA_VERSION = 1
 
 
 class UnsafeSymbol(ValueError):
@@ -80,6 +82,7 @@ class RawZone:
         """Write `table` at `path` atomically, with `meta` in the file's metadata."""
         path.parent.mkdir(parents=True, exist_ok=True)
         existing = table.schema.metadata or {}
+        meta = {**meta, "schema_version": SCHEMA_VERSION}
         table = table.replace_schema_metadata({**existing, META_KEY: json.dumps(meta).encode()})
         temporary = path.with_name(f".{path.name}.{os.getpid()}{TMP_SUFFIX}")
         try:
@@ -121,8 +124,8 @@ class RawZone:
         infos: dict[str, PartitionInfo] = {}
         for path in self.partitions(type_name):
             meta = read_meta(path)
-            if meta is not None:
-                symbol = decode_symbol(path.parent.name.removeprefix("symbol="))
+            symbol = partition_symbol(path)
+            if meta is not None and symbol is not None:
                 infos[symbol] = PartitionInfo(symbol, path, meta)
         return infos
 
@@ -139,6 +142,12 @@ class RawZone:
         shutil.move(str(path), target)
         target.with_name(target.name + ".reason.txt").write_text(reason + "\n", encoding="utf-8")
         return target
+
+
+def partition_symbol(path: Path) -> str | None:
+    """The symbol a company file's place in the tree says it holds (None for the company list)."""
+    segment = path.parent.name
+    return decode_symbol(segment.removeprefix("symbol=")) if segment.startswith("symbol=") else None
 
 
 def read_meta(path: Path) -> dict[str, Any] | None:

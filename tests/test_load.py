@@ -13,7 +13,7 @@ import pytest
 from etl.datatypes import REGISTRY
 from etl.datatypes.base import Company, rows_to_table
 from etl.load import DatabaseNotUsable, ensure_quarantine_table, load_all, open_database, upsert_sql
-from etl.rawzone import RawZone
+from etl.rawzone import SCHEMA_VERSION, RawZone
 from tests.conftest import run_cli
 
 PRICES = REGISTRY["prices"]
@@ -329,3 +329,51 @@ def test_a_symbol_taken_over_by_an_id_missing_from_the_list_supersedes_the_old_h
     _company_list(zone, [{"id": 3, "symbol": "ABC", "status": "A"}], "2026-11-02T00:00:00+00:00")
     load_all(tmp_path / "nepse.db", zone, [SECURITIES])
     assert _securities(tmp_path / "nepse.db") == [(1, "ABC", "A", 3), (3, "ABC", "A", None)]
+
+
+def _profile_of(zone: RawZone, symbol: str, name: str) -> Path:
+    profiles = REGISTRY["profiles"]
+    rows = profiles.parse({"companyName": name, "companyEmail": "x@example.com"}, Company(1, symbol))
+    return zone.write(zone.partition_path("profiles", symbol), rows_to_table(rows, profiles, FETCHED),
+                      {"type": "profiles", "symbol": symbol})
+
+
+def test_a_raw_file_that_does_not_belong_to_its_partition_is_quarantined_not_loaded(tmp_path: Path) -> None:
+    """Another type's file, another symbol's file, a newer version's file: each moved aside with its reason."""
+    profiles, reports = REGISTRY["profiles"], REGISTRY["reports"]
+    zone = RawZone(tmp_path)
+    _profile_of(zone, "ANBL", "Agricultural Development Bank")
+    load_all(tmp_path / "nepse.db", zone, [profiles])
+    anbl_reports = zone.write(zone.partition_path("reports", "ANBL"),
+                              rows_to_table(reports.parse([], Company(2, "ANBL")), reports, FETCHED),
+                              {"type": "reports", "symbol": "ANBL"})
+    wrong_type = zone.partition_path("profiles", "JEFCL")
+    wrong_type.parent.mkdir(parents=True)
+    wrong_type.write_bytes(anbl_reports.read_bytes())
+    wrong_symbol = zone.partition_path("profiles", "NABIL")
+    wrong_symbol.parent.mkdir(parents=True)
+    wrong_symbol.write_bytes(_profile_of(zone, "ANBL", "").read_bytes())  # ANBL's file, now with a blank name
+    _profile_of(zone, "ANBL", "Agricultural Development Bank")
+    newer = _profile_of(zone, "ZZZ", "From the future")
+    table = pq.read_table(newer)
+    meta = {**json.loads(table.schema.metadata[b"nepse_etl"]), "schema_version": SCHEMA_VERSION + 1}
+    pq.write_table(table.replace_schema_metadata({b"nepse_etl": json.dumps(meta).encode()}), newer)
+    counts = load_all(tmp_path / "nepse.db", zone, [profiles])["profiles"]
+    reasons = {Path(path).parent.name: (Path(str(zone.quarantine_root / "profiles" / Path(path).parent.name
+                                                  / "part.parquet.reason.txt")).read_text())
+               for path in counts.bad_files}
+    assert sorted(reasons) == ["symbol=JEFCL", "symbol=NABIL", "symbol=ZZZ"]
+    assert "a reports file" in reasons["symbol=JEFCL"]
+    assert "holds ANBL" in reasons["symbol=NABIL"]
+    assert f"schema version {SCHEMA_VERSION + 1}" in reasons["symbol=ZZZ"]
+    assert sqlite3.connect(tmp_path / "nepse.db").execute(
+        "SELECT symbol, company_name FROM profiles").fetchall() == [("ANBL", "Agricultural Development Bank")]
+
+
+def test_a_file_without_our_metadata_must_hold_its_partition_s_symbol(tmp_path: Path) -> None:
+    zone = RawZone(tmp_path)
+    path = zone.partition_path("prices", "JEFCL")
+    path.parent.mkdir(parents=True)
+    pq.write_table(pa.table({"symbol": ["ANBL"], "business_date": ["2026-10-01"], "close": [1.0]}), path)
+    counts = load(tmp_path, zone)
+    assert counts.new == 0 and len(counts.bad_files) == 1
