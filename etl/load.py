@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -41,6 +42,7 @@ FILES_PER_BATCH = 200  # bounds memory: a batch of companies at a time where the
 _REASON = "_reason"
 _ISSUE_SCHEMA = {"key": pl.String, "rule": pl.String, "detail": pl.String}
 _KEY = "_key"
+PROBE_BUSY_TIMEOUT_S = 0.5
 
 
 @dataclass
@@ -64,7 +66,7 @@ class LoadCounts:
 # ---- the database
 
 
-def open_database(path: Path) -> sqlite3.Connection:
+def open_database(path: Path, busy_timeout_s: float = 5.0) -> sqlite3.Connection:
     """Open (creating if needed) our SQLite database; refuse one that is not ours."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists() and path.stat().st_size > 0:
@@ -72,7 +74,7 @@ def open_database(path: Path) -> sqlite3.Connection:
             if handle.read(16) != SQLITE_HEADER:
                 raise DatabaseNotUsable(f"{path} is not an SQLite database; move it away or choose another --output")
     try:
-        connection = sqlite3.connect(path, timeout=5.0, isolation_level=None)
+        connection = sqlite3.connect(path, timeout=busy_timeout_s, isolation_level=None)
         _claim(connection, path)  # before anything that writes: a database not ours stays untouched
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
@@ -85,10 +87,43 @@ def open_database(path: Path) -> sqlite3.Connection:
     return connection
 
 
+def probe_write_lock(path: Path) -> None:
+    """Before fetching: take and release the write lock, so that a database another program is
+    writing (which WAL mode lets readers past) is found now, not after the whole extract."""
+    if not path.exists():
+        return
+    connection = open_database(path, PROBE_BUSY_TIMEOUT_S)
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute("ROLLBACK")
+    except sqlite3.OperationalError as exc:
+        raise _usable_error(exc, path) from None
+    finally:
+        connection.close()
+
+
 def _usable_error(exc: sqlite3.Error, path: Path) -> DatabaseNotUsable:
     if "locked" in str(exc) or "busy" in str(exc):
-        return DatabaseNotUsable(f"{path} is locked by another program; close it (or wait) and run again")
+        holders = _holders(path)
+        named = f" ({', '.join(holders)})" if holders else ""
+        return DatabaseNotUsable(f"{path} is locked: held for writing by another program{named}; close it or "
+                                 "let it finish its transaction, then run again")
     return DatabaseNotUsable(f"{path}: {exc}; check the file and its permissions")
+
+
+def _holders(path: Path) -> list[str]:
+    """Other processes with the database open, as 'name, pid N' (Linux /proc; empty elsewhere)."""
+    wanted = {str(path.resolve()), f"{path.resolve()}-wal"}
+    found: list[str] = []
+    for process in Path("/proc").glob("[0-9]*"):
+        if process.name == str(os.getpid()):
+            continue
+        try:
+            if any(os.readlink(fd) in wanted for fd in (process / "fd").iterdir()):
+                found.append(f"{(process / 'comm').read_text().strip()}, pid {process.name}")
+        except OSError:
+            continue
+    return found[:3]
 
 
 def _claim(connection: sqlite3.Connection, path: Path) -> None:

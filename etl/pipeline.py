@@ -33,6 +33,7 @@ from etl.datatypes.securities import (
     parse_security_list,
     symbol_conflicts,
 )
+from etl.errors import DatabaseNotUsable
 from etl.eventlog import EventRecorder, events_path
 from etl.events import HostRate, emit
 from etl.extract import ExtractPool, TypeJob
@@ -264,11 +265,16 @@ def run(settings: Settings, console: Console | None = None) -> int:
         return report_only(settings, console)
     type_names = selected_types(settings)
     with output_lock(settings.output):
-        if settings.db_path.exists():
-            from etl.load import open_database
-
-            open_database(settings.db_path).close()  # refuse a locked or foreign database before fetching
         context = RunContext(settings, new_run_id(), zone=RawZone(settings.output), console=console)
+        if not settings.extract_only and settings.db_path.exists():
+            from etl.load import probe_write_lock
+
+            try:
+                probe_write_lock(settings.db_path)  # a locked or foreign database is refused before fetching
+            except DatabaseNotUsable as problem:
+                write_report(build_report(context, {}, {}, 0, type_names, fatal_error=str(problem)),
+                             settings.output / "runs")
+                raise
         mode = choose_mode(settings.quiet)
         configure_parent_logging(context.log_path, console_level=None)
         display = make_display(mode, None if mode == "live" else console, settings.max_rps, settings.verbose)
@@ -281,7 +287,8 @@ def run(settings: Settings, console: Console | None = None) -> int:
         if report is None:
             return 0
         write_report(report, settings.output / "runs")
-        record_run(settings.db_path, report)
+        if not settings.extract_only:
+            record_run(settings.db_path, report)
         render_summary(report, console)
         if report["exit_code"] != 0 and not settings.load_only:
             console.print("Re-run the same command to fetch what is missing: completed companies are not "
@@ -362,6 +369,7 @@ def _run_stages(context: RunContext, hub: LogHub, ctx: multiprocessing.context.B
         extract, job_id = outcome
         throttle_events = budget.throttle_events
     loads: dict[str, LoadCounts] = {}
+    fatal = ""
     if settings.load_only and not context.zone.root.is_dir():
         raise ConfigError(f"nothing to load: no raw zone at {context.zone.root}; run without --load-only first "
                           "(or point --output at an earlier run's directory)")
@@ -375,7 +383,10 @@ def _run_stages(context: RunContext, hub: LogHub, ctx: multiprocessing.context.B
             context.interrupted = True
             logger.warning("Ctrl-C during the load: the table being loaded was rolled back; the raw zone is "
                            "intact, run with --load-only to finish")
-    report = build_report(context, extract, loads, throttle_events, type_names)
+        except DatabaseNotUsable as problem:
+            fatal = f"load not finished: {problem}"
+            logger.error(fatal)
+    report = build_report(context, extract, loads, throttle_events, type_names, fatal_error=fatal or None)
     if job_id is not None and report["exit_code"] == 0:
         state.finish()
     return report

@@ -20,6 +20,8 @@ from etl.settings import Settings, settings_as_dict
 if TYPE_CHECKING:
     from etl.load import LoadCounts
 
+from loguru import logger
+
 EXIT_MEANINGS = {EXIT_OK: "success", EXIT_FAILURES: "finished with some failures",
                  EXIT_USAGE: "bad usage or configuration", EXIT_INTERRUPTED: "interrupted"}
 
@@ -119,10 +121,11 @@ def write_report(report: dict[str, Any], runs_dir: Path) -> Path:
 
 
 def record_run(db_path: Path, report: dict[str, Any]) -> None:
-    """Add the run to the `runs` table (skipped when there is no database to add it to)."""
+    """Add the run to the `runs` table (skipped when there is no database to add it to, or when
+    another program holds it: the report file has it all)."""
     if not db_path.exists():
         return
-    connection = sqlite3.connect(db_path, timeout=5.0)
+    connection = sqlite3.connect(db_path, timeout=1.0)
     try:
         with connection:
             connection.execute(
@@ -147,5 +150,8 @@ def record_run(db_path: Path, report: dict[str, Any]) -> None:
                  json.dumps(report, default=str),
                  sum(entry.get("flagged", 0) for entry in types.values())),
             )
+    except sqlite3.Error as exc:
+        logger.warning(f"run {report['run_id']} not added to the runs table of {db_path} ({exc}); its report "
+                       f"is {report.get('report_path')}")
     finally:
         connection.close()

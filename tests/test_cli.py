@@ -283,3 +283,77 @@ def test_a_bug_is_not_mapped_to_an_exit_code_but_crashes(tmp_path: Path, monkeyp
     with pytest.raises(AttributeError, match="a bug"):
         main(["--dry-run"])
     assert not issubclass(DatabaseNotUsable, ConfigError)  # a database error is not a settings error
+
+
+def test_a_write_lock_in_wal_mode_is_found_before_fetching(tmp_path: Path, simulator: SimulatorProcess,
+                                                         sim_data: SimData) -> None:
+    output = tmp_path / "out"
+    symbol = _symbols(sim_data, 1)[0]
+    args = ["--base-url", simulator.base_url, "--symbols", symbol, "--types", "profiles", "--output", str(output),
+            *FAST]
+    assert run_cli(*args, cwd=tmp_path).returncode == 0
+    profile = next((output / "raw" / "profiles").glob("symbol=*/part.parquet"))
+    written = profile.stat().st_mtime_ns
+    holder = sqlite3.connect(output / "nepse.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # a writer in WAL mode: readers still pass, a second writer waits
+    try:
+        started = time.monotonic()
+        result = run_cli(*args, cwd=tmp_path)
+        _assert_usage_error(result, "held for writing by another program")
+        assert f"{output / 'nepse.db'}" in result.stderr and time.monotonic() - started < 20
+        assert profile.stat().st_mtime_ns == written  # nothing fetched
+        assert len(list((output / "runs").glob("*.json"))) == 2  # the refused run has its report too
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def test_extract_only_never_touches_the_database(tmp_path: Path, simulator: SimulatorProcess,
+                                                 sim_data: SimData) -> None:
+    output = tmp_path / "out"
+    args = ["--base-url", simulator.base_url, "--symbols", _symbols(sim_data, 1)[0], "--types", "profiles",
+            "--output", str(output), *FAST]
+    assert run_cli(*args, cwd=tmp_path).returncode == 0
+    db = output / "nepse.db"
+    before = db.read_bytes()
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        result = run_cli(*args, "--extract-only", cwd=tmp_path)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert db.read_bytes() == before
+    assert len(list((output / "runs").glob("*.json"))) == 2
+
+
+def test_a_lock_taken_during_the_extract_still_ends_with_a_summary_and_a_report(tmp_path: Path,
+                                                                                sim_data: SimData) -> None:
+    output = tmp_path / "out"
+    symbols = ",".join(_symbols(sim_data, 3))
+    with SimulatorProcess(SimConfig(seed=SEED, n_companies=120, latency_median_s=0.4)) as slow:
+        args = ["--base-url", slow.base_url, "--symbols", symbols, "--types", "profiles", "--output", str(output),
+                *FAST]
+        assert run_cli(*args, cwd=tmp_path).returncode == 0
+        process = subprocess.Popen([sys.executable, str(BACKFILL), *args], cwd=tmp_path, env=clean_env(),
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True)
+        company_list = output / "raw" / "securities" / "securities.parquet"
+        listed = company_list.stat().st_mtime_ns
+        deadline = time.monotonic() + 60
+        while company_list.stat().st_mtime_ns == listed and time.monotonic() < deadline:
+            time.sleep(0.02)  # the probe has passed once the run rewrites the company list
+        holder = sqlite3.connect(output / "nepse.db", isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            stdout, stderr = process.communicate(timeout=120)
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+    assert process.returncode == 1, stdout + stderr
+    assert "Traceback" not in stdout + stderr
+    assert "held for writing by another program" in stdout + stderr and "--load-only" in stdout + stderr
+    reports = sorted((output / "runs").glob("*.json"), key=lambda path: path.stat().st_mtime_ns)
+    assert len(reports) == 2 and "held for writing" in reports[-1].read_text()
