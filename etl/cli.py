@@ -5,9 +5,11 @@ from __future__ import annotations
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from etl.errors import DatabaseNotUsable
-from etl.report import EXIT_INTERRUPTED, EXIT_USAGE
+from etl.diskspace import disk_full_message, is_disk_full
+from etl.errors import DatabaseNotUsable, DiskFull
+from etl.report import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_USAGE
 from etl.settings import ConfigError, resolve_settings
 
 # The one table from what ended a run early to its exit code; each prints one line, never a traceback.
@@ -15,6 +17,7 @@ from etl.settings import ConfigError, resolve_settings
 EXIT_CODES: dict[type[BaseException], int] = {
     ConfigError: EXIT_USAGE,
     DatabaseNotUsable: EXIT_USAGE,
+    DiskFull: EXIT_FAILURES,
     KeyboardInterrupt: EXIT_INTERRUPTED,
 }
 INTERRUPTED = "interrupted: re-run the same command to resume"
@@ -38,7 +41,12 @@ def _run(argv: Sequence[str] | None) -> int:
     signal.signal(signal.SIGTERM, _terminate_gracefully)
     from etl.pipeline import run  # after validation: bad flags answer fast, before heavy imports
 
-    return run(settings)
+    try:
+        return run(settings)
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise DiskFull(disk_full_message(Path(exc.filename or settings.output))) from None
+        raise
 
 
 def main(argv: Sequence[str] | None = None) -> int:

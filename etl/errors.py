@@ -8,3 +8,7 @@ from __future__ import annotations
 
 class DatabaseNotUsable(Exception):
     """The database is locked, corrupt or belongs to something else."""
+
+
+class DiskFull(Exception):
+    """A write failed for lack of space; the message names the path, the free space and what to do."""

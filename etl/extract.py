@@ -29,6 +29,7 @@ from etl import datatypes
 from etl.budget import HostBudget, WorkMeter
 from etl.client import ClientConfig, NepseClient, StopRequested
 from etl.datatypes.base import Company, DataType, rows_to_table  # noqa: F401 - rows_to_table lived here
+from etl.diskspace import disk_full_message, is_disk_full
 from etl.events import CompanyDone, CompanyFailed, TypeEnd, TypeStart, emit
 from etl.failures import FetchError
 from etl.logs import install_child_logging
@@ -57,9 +58,11 @@ class TypeResult:
     finished_at: str = ""  # UTC, ISO 8601 with milliseconds: how close together the types finished
     interrupted: bool = False
     errors: list[dict[str, Any]] = field(default_factory=list)
+    disk_full: str = ""  # once a write fails for lack of space, no new company starts
 
     def as_dict(self) -> dict[str, Any]:
         result = asdict(self)
+        del result["disk_full"]
         result["achieved_rps"] = self.requests / self.elapsed_s if self.elapsed_s > 0 else 0.0
         return result
 
@@ -210,6 +213,10 @@ async def extract_type(job: TypeJob, budget: HostBudget, stop_requested: Any) ->
             stats = client.stats
     finally:
         meter.close()  # hand this type's share to the others at once
+    if result.disk_full and not queue.empty():
+        left = queue.qsize()
+        result.companies_failed += left - 1  # one line for them all, not one per company
+        _record_failure(result, Company(0, "*"), f"not started ({left} companies): {result.disk_full}", 0, client)
     result.requests, result.retries = stats.requests, stats.retries
     result.throttle_events, result.auth_calls = stats.throttle_events, stats.auth_calls
     result.elapsed_s = time.monotonic() - started
@@ -222,7 +229,7 @@ async def extract_type(job: TypeJob, budget: HostBudget, stop_requested: Any) ->
 
 async def _worker(queue: asyncio.Queue[tuple[WorkItem, int]], client: NepseClient, data_type: DataType,
                   zone: RawZone, job: TypeJob, result: TypeResult, meter: WorkMeter) -> None:
-    while not queue.empty():
+    while not queue.empty() and not result.disk_full:
         item, expected = queue.get_nowait()
         work = meter.start(expected)
         try:
@@ -231,7 +238,13 @@ async def _worker(queue: asyncio.Queue[tuple[WorkItem, int]], client: NepseClien
             return
         except FetchError as error:
             _record_failure(result, item.company, error.detail, error.attempts, client)
-        except (UnsafeSymbol, OSError, pa.ArrowException, ValueError, TypeError, KeyError) as error:
+        except OSError as error:
+            if is_disk_full(error):
+                result.disk_full = disk_full_message(zone.root)
+                _record_failure(result, item.company, result.disk_full, 1, client)
+            else:
+                _record_failure(result, item.company, f"{type(error).__name__}: {error}", 1, client)
+        except (UnsafeSymbol, pa.ArrowException, ValueError, TypeError, KeyError) as error:
             _record_failure(result, item.company, f"{type(error).__name__}: {error}", 1, client)
         else:
             result.companies_ok += 1

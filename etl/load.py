@@ -10,6 +10,7 @@ ours go to `<output>/quarantine/files/`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -25,6 +26,7 @@ import pyarrow.parquet as pq
 from loguru import logger
 
 from etl.datatypes.base import FETCHED_AT, REJECT_REASON, DataType, any_of
+from etl.diskspace import disk_full_message
 from etl.errors import DatabaseNotUsable
 from etl.issues import (
     DUPLICATE_DIFFERS,
@@ -107,8 +109,20 @@ def _usable_error(exc: sqlite3.Error, path: Path) -> DatabaseNotUsable:
         holders = _holders(path)
         named = f" ({', '.join(holders)})" if holders else ""
         return DatabaseNotUsable(f"{path} is locked: held for writing by another program{named}; close it or "
-                                 "let it finish its transaction, then run again")
+                                 "let it finish its transaction, then run again (--load-only loads what is "
+                                 "already fetched)")
+    if "full" in str(exc):
+        return DatabaseNotUsable(f"{path} is full: " + disk_full_message(
+            path, "free some space, then run with --load-only (the raw zone is intact)"))
     return DatabaseNotUsable(f"{path}: {exc}; check the file and its permissions")
+
+
+def _roll_back(connection: sqlite3.Connection) -> None:
+    """SQLite may already have rolled back (SQLITE_FULL does): a second ROLLBACK would raise
+    'no transaction is active' and hide the real cause."""
+    if connection.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            connection.execute("ROLLBACK")
 
 
 def _holders(path: Path) -> list[str]:
@@ -175,7 +189,7 @@ def _drop_unique_constraints(connection: sqlite3.Connection, data_type: DataType
         connection.execute(f"ALTER TABLE {rebuilt} RENAME TO {table}")
         connection.execute("COMMIT")
     except BaseException:
-        connection.execute("ROLLBACK")
+        _roll_back(connection)
         raise
     logger.info(f"{table}: dropped a unique constraint left by an older version (table rebuilt in place)")
 
@@ -436,7 +450,7 @@ def load_type(connection: sqlite3.Connection, data_type: DataType, zone: RawZone
             _record_flags(connection, data_type, keys, pl.concat([_flag(good, keys, data_type), conflicts]), counts)
         connection.execute("COMMIT")
     except BaseException:
-        connection.execute("ROLLBACK")
+        _roll_back(connection)
         raise
     counts.seconds = time.perf_counter() - started
     return counts

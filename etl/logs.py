@@ -32,6 +32,7 @@ from typing import Any, TextIO
 
 from loguru import logger
 
+from etl.diskspace import disk_full_message, is_disk_full
 from etl.procs import die_with_parent, ignore_ctrl_c
 
 LogRecord = dict[str, Any]
@@ -128,19 +129,37 @@ class _MaskingWriter:
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream
+        self._broken = False
 
     def _target(self) -> TextIO:
         return self._stream if self._stream is not None else sys.stderr
 
     def write(self, text: str) -> None:
-        self._target().write(mask_secrets(text))
+        self._guarded(lambda: self._target().write(mask_secrets(text)))
 
     def flush(self) -> None:
-        self._target().flush()
+        self._guarded(lambda: self._target().flush())
 
     def stop(self) -> None:
         if self._stream is not None:
-            self._stream.close()
+            self._guarded(self._stream.flush)
+            with contextlib.suppress(OSError):
+                self._stream.close()
+
+    def _guarded(self, action: Callable[[], object]) -> None:
+        """A log file that cannot be written (a full disk) is said once, then left: loguru would
+        otherwise print a 'Logging error' traceback for every record."""
+        if self._broken:
+            return
+        try:
+            action()
+        except OSError as exc:
+            if self._stream is None:
+                raise
+            self._broken = True
+            name = getattr(self._stream, "name", "the log file")
+            why = disk_full_message(Path(name)) if is_disk_full(exc) else f"{exc.strerror or exc}"
+            sys.stderr.write(f"warning: stopped writing the log file {name}: {why}\n")
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -33,7 +33,8 @@ from etl.datatypes.securities import (
     parse_security_list,
     symbol_conflicts,
 )
-from etl.errors import DatabaseNotUsable
+from etl.diskspace import disk_full_message, is_disk_full
+from etl.errors import DatabaseNotUsable, DiskFull
 from etl.eventlog import EventRecorder, events_path
 from etl.events import HostRate, emit
 from etl.extract import ExtractPool, TypeJob
@@ -82,6 +83,8 @@ def output_lock(output: Path) -> Iterator[None]:
         probe.unlink()
         handle = open(output / ".lock", "a+")  # noqa: SIM115 - held for the whole run
     except OSError as exc:
+        if is_disk_full(exc):
+            raise DiskFull(disk_full_message(output)) from None
         raise ConfigError(f"cannot write to output directory {output} ({exc.strerror}); "
                           "choose another --output or fix its permissions") from None
     try:
@@ -286,7 +289,12 @@ def run(settings: Settings, console: Console | None = None) -> int:
             report = _run_stages(context, hub, ctx, type_names)
         if report is None:
             return 0
-        write_report(report, settings.output / "runs")
+        try:
+            write_report(report, settings.output / "runs")
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            report["report_path"] = f"not written: {disk_full_message(settings.output / 'runs')}"
         if not settings.extract_only:
             record_run(settings.db_path, report)
         render_summary(report, console)
