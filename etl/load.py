@@ -400,8 +400,6 @@ def _upsert(connection: sqlite3.Connection, data_type: DataType, good: pl.DataFr
     if good.is_empty():
         return
     count_sql = f"SELECT count(*) FROM {data_type.table}"
-    if data_type.before_upsert is not None:
-        good = data_type.before_upsert(connection, good)
     rows_before = connection.execute(count_sql).fetchone()[0]
     changes_before = connection.total_changes
     connection.executemany(upsert_sql(data_type), good.select(data_type.columns).iter_rows())
@@ -443,6 +441,8 @@ def load_type(connection: sqlite3.Connection, data_type: DataType, zone: RawZone
             frame = pl.concat(frames, how="vertical_relaxed")
             counts.rows_read += frame.height
             good, bad, conflicts = _split(frame, data_type)
+            if data_type.before_upsert is not None and not good.is_empty():
+                good = data_type.before_upsert(connection, good)
             counts.quarantined += bad.height
             _write_quarantine(connection, data_type, bad)
             _upsert(connection, data_type, good, counts)

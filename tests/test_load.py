@@ -294,8 +294,13 @@ def test_a_reused_symbol_keeps_every_security_id_and_the_later_tables_load(tmp_p
     assert _securities(tmp_path / "nepse.db") == [(7, "ABC", "D", None), (40, "ABC", "A", None),
                                                    (50, "XYZ", "A", 51), (51, "XYZ", "A", None)]
     assert loads["prices"].new == 1
+    issues = sqlite3.connect(tmp_path / "nepse.db").execute(
+        "SELECT data_type, key, rule, detail FROM data_issues").fetchall()
+    assert issues == [("securities", "50", "symbol_claimed_twice",
+                       "symbol XYZ is also claimed by active security id 51, the most recent listing, which is "
+                       "the one fetched")]
     again = load_all(tmp_path / "nepse.db", zone, [SECURITIES])["securities"]
-    assert (again.new, again.updated, again.unchanged) == (0, 0, 4)
+    assert (again.new, again.updated, again.unchanged, again.issues_new) == (0, 0, 4, 0)
 
 
 def test_an_old_database_with_a_unique_symbol_is_migrated_in_place(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from etl.datatypes.base import (
     DataType,
     FetchWindow,
     Row,
+    Rule,
     clean_text,
     first_reason,
     parse_each,
@@ -164,6 +165,25 @@ def settle_symbols(connection: sqlite3.Connection, frame: pl.DataFrame) -> pl.Da
     return pl.DataFrame(rows, schema=frame.schema)
 
 
+def _claimed_by_another() -> pl.Expr:
+    import polars as pl
+
+    return (pl.col("status") == ACTIVE) & pl.col("superseded_by").is_not_null()
+
+
+def _claim_detail() -> pl.Expr:
+    import polars as pl
+
+    return pl.format("symbol {} is also claimed by active security id {}, the most recent listing, which is the "
+                     "one fetched", pl.col("symbol"), pl.col("superseded_by"))
+
+
+RULES = (
+    Rule("symbol_claimed_twice", "another active security id claims the same symbol (or the same symbol up to "
+         "case); the most recent listing is fetched, this one is not", _claimed_by_another, _claim_detail),
+)
+
+
 SECURITIES = DataType(
     name="securities",
     table="securities",
@@ -172,6 +192,7 @@ SECURITIES = DataType(
     indexes=("CREATE UNIQUE INDEX IF NOT EXISTS securities_active_symbol ON securities (symbol) "
              "WHERE status = 'A' AND superseded_by IS NULL",),
     before_upsert=settle_symbols,
+    rules=RULES,
     fetch=fetch,
     parse=parse,
     contract=contract,
