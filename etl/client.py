@@ -1,6 +1,6 @@
 """The NEPSE HTTP client: auth handshake, politeness, retries, paging, hostile-server guards.
 
-One request = pacer slot (this process) -> host budget slot -> send -> classify. Every
+One request = pacer slot (this process) -> host budget slot -> token -> send -> classify. Every
 failure becomes a FetchError whose outcome key is looked up in `failures.OUTCOMES`.
 """
 
@@ -27,6 +27,11 @@ from etl.wasm_auth import TokenScheme
 
 if TYPE_CHECKING:
     from etl.settings import Settings
+
+
+@dataclass
+class _FreshRefusals:
+    count: int = 0
 
 
 class StopRequested(Exception):
@@ -98,7 +103,9 @@ class NepseClient:
         self._session: aiohttp.ClientSession | None = None
         self._token: str | None = None
         self._token_time = 0.0
-        self._token_lock = asyncio.Lock()
+        self._token_life = api.TOKEN_REFRESH_AFTER_S  # shortened when the server refuses younger tokens
+        self._expected_wait = 0.0  # how long the last request waited for its budget slot
+        self._renewing = False
 
     async def __aenter__(self) -> NepseClient:
         connector = aiohttp.TCPConnector(limit=self.config.concurrency + 1, ssl=tls.client_context(self.config))
@@ -123,7 +130,9 @@ class NepseClient:
                        validate: BodyCheck | None = None) -> Any:
         """GET an authenticated /api/nots path, retrying as OUTCOMES says; returns what `validate`
         returns (the decoded body when there is no check)."""
-        body = await self._with_retries(lambda: self._authed_get(path, params, validate))
+        refusals = _FreshRefusals()
+        body = await self._with_retries(lambda: self._request("GET", path, params=params, validate=validate,
+                                                              refusals=refusals))
         work = CURRENT_WORK.get()
         if work is not None:
             work.request_done()
@@ -194,52 +203,102 @@ class NepseClient:
                 self.stats.throttle_events += 1
                 self._on_rate_change(change)
 
-    async def _authed_get(self, path: str, params: dict[str, Any] | None, validate: BodyCheck | None) -> Any:
-        token = await self._access_token()
-        try:
-            return await self._request("GET", path, params=params, headers=api.auth_header(token),
-                                       validate=validate)
-        except FetchError as error:
-            # Only the token that failed is dropped: requests still in flight with an older token
-            # must not throw away the fresh one another coroutine has just proved.
-            if error.action is Action.AUTH and self._token == token:
-                self._token = None
-            raise
+    # ---- the token: taken once the budget slot is granted, just before sending
 
-    async def _access_token(self) -> str:
-        async with self._token_lock:
-            fresh = time.monotonic() - self._token_time < api.TOKEN_REFRESH_AFTER_S
-            if self._token is None or not fresh:
-                body = await self._with_retries(lambda: self._request(
-                    "GET", api.PROVE_PATH, validate=lambda b: check_prove_body(b, self.junk_positions)))
-                self.stats.auth_calls += 1
-                self._token, _refresh = api.clean_tokens(body, self.junk_positions)
-                self._token_time = time.monotonic()
-            return self._token
+    def _token_stale(self, ahead: float = 0.0) -> bool:
+        return self._token is None or time.monotonic() + ahead - self._token_time > self._token_life
+
+    async def _slot(self) -> None:
+        change = await self.budget.acquire()
+        if change is not None:
+            self._on_rate_change(change)
+
+    async def _authorised_slot(self) -> tuple[str, bool]:
+        """Wait for the budget slot, then take the token; (token, proven for this very request).
+
+        A token that will be stale when the slot comes (or turns out stale when it does) is renewed
+        in a slot of its own with the request's slot reserved right behind it, so that no wait falls
+        between the two: a long queue for the budget cannot outlive the token."""
+        if not self._token_stale(self._expected_wait) or self._renewing:
+            asked = time.monotonic()
+            await self._slot()
+            self._expected_wait = time.monotonic() - asked
+            if not self._token_stale():
+                return str(self._token), False
+            # stale after all: this slot goes unused, the renewal and the request take a pair
+        self._renewing = True
+        first, second = asyncio.ensure_future(self._slot()), asyncio.ensure_future(self._slot())
+        try:
+            await first
+            token = await self._prove()
+            await second
+        finally:
+            second.cancel()
+            self._renewing = False
+        return token, True
+
+    async def _prove(self) -> str:
+        """The auth handshake, sent in a budget slot the caller holds."""
+        self.stats.auth_calls += 1
+        body = parse_json_body(await self._send_logged("GET", api.PROVE_PATH, None, None))
+        self._token, _refresh = api.clean_tokens(check_prove_body(body, self.junk_positions), self.junk_positions)
+        self._token_time = time.monotonic()
+        return self._token
+
+    def _auth_failed(self, error: FetchError, token: str, proven_now: bool, sent_at: float,
+                     refusals: _FreshRefusals) -> FetchError:
+        """A refused token is dropped (only that one: another coroutine may hold a fresher one) and
+        teaches how long tokens live; refused twice just after proving, it is an auth failure."""
+        if self._token == token:
+            self._token = None
+        if not proven_now:
+            self._token_life = max(0.1, min(self._token_life, (sent_at - self._token_time) / 2))
+            return error
+        refusals.count += 1
+        if refusals.count < 2:
+            return error
+        return FetchError("auth_rejected", f"{error.detail} on a token proven just before", status=error.status)
 
     # ---- one request
 
-    async def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-                       headers: dict[str, str] | None = None, validate: BodyCheck | None = None) -> Any:
-        data = parse_json_body(await self._send_paced(method, path, params, headers))
-        return data if validate is None else validate(data)
-
-    async def _send_paced(self, method: str, path: str, params: dict[str, Any] | None,
-                          headers: dict[str, str] | None) -> bytes:
+    async def _request(self, method: str, path: str, *, params: dict[str, Any] | None,
+                       validate: BodyCheck | None, refusals: _FreshRefusals) -> Any:
+        """One authenticated start; `refusals` is the call's, kept across its retries."""
         if self._stop_check():
             raise StopRequested()
         assert self._session is not None, "use NepseClient as an async context manager"
         async with self.pacer:
-            change = await self.budget.acquire()
-            if change is not None:
-                self._on_rate_change(change)
-            self.stats.requests += 1
-            started, clock = time.time(), time.monotonic()
+            token, proven_now = await self._authorised_slot()
+            started = time.monotonic()
             try:
-                body = await self._send(method, path, params, headers)
+                body = await self._send_logged(method, path, params, api.auth_header(token))
             except FetchError as error:
-                _log_request(method, path, params, started, time.monotonic() - clock, error.outcome, 0)
+                if error.action is Action.AUTH:
+                    raise self._auth_failed(error, token, proven_now, started, refusals) from None
                 raise
+        data = parse_json_body(body)
+        return data if validate is None else validate(data)
+
+    async def _send_paced(self, method: str, path: str, params: dict[str, Any] | None,
+                          headers: dict[str, str] | None) -> bytes:
+        """One unauthenticated start (a static file of the site)."""
+        if self._stop_check():
+            raise StopRequested()
+        assert self._session is not None, "use NepseClient as an async context manager"
+        async with self.pacer:
+            await self._slot()
+            return await self._send_logged(method, path, params, headers)
+
+    async def _send_logged(self, method: str, path: str, params: dict[str, Any] | None,
+                           headers: dict[str, str] | None) -> bytes:
+        """Send in a budget slot the caller holds: counted, and recorded as a request event."""
+        self.stats.requests += 1
+        started, clock = time.time(), time.monotonic()
+        try:
+            body = await self._send(method, path, params, headers)
+        except FetchError as error:
+            _log_request(method, path, params, started, time.monotonic() - clock, error.outcome, 0)
+            raise
         _log_request(method, path, params, started, time.monotonic() - clock, "ok", len(body))
         return body
 

@@ -27,6 +27,7 @@ OUTCOMES: dict[str, Action] = {
     "http_4xx": Action.TERMINAL,
     "http_5xx": Action.TRANSIENT,
     "bad_token_500": Action.AUTH,  # NEPSE answers a stale token with 500 "invalid JWE header"
+    "auth_rejected": Action.TERMINAL,  # refused again right after a fresh prove: re-proving will not help
     "disconnected": Action.TRANSIENT,
     "connection_error": Action.TRANSIENT,
     "timeout": Action.TRANSIENT,
@@ -43,6 +44,29 @@ OUTCOMES: dict[str, Action] = {
 # its recent outcomes add up to the burst threshold (etl/budget.py): eight transient failures, or two
 # 429s. A lone 429 is honoured for its own request (Retry-After) without slowing every other one.
 STRAIN_WEIGHTS: dict[Action, int] = {Action.TRANSIENT: 1, Action.THROTTLED: 4}
+
+
+# What to tell the user, per cause: an outcome's own line, else its action's.
+ADVICE_BY_ACTION: dict[Action, str] = {
+    Action.TRANSIENT: "the server was struggling: re-run later (perhaps with a lower --max-rps); completed "
+                      "companies are not fetched again",
+    Action.THROTTLED: "the server throttled us: re-run with a lower --max-rps; completed companies are not "
+                      "fetched again",
+    Action.AUTH: "the server kept refusing our token: re-run; if it persists, check --base-url",
+    Action.TERMINAL: "re-running alone will not fix it: check --base-url and the symbol",
+}
+ADVICE: dict[str, str] = {
+    "auth_rejected": "the server refused a token it had just issued: check that --base-url is NEPSE's API "
+                     "(not a proxy that rewrites the Authorization header); re-running at once will not help",
+    "body_too_large": "an answer was over the size cap: raise NEPSE_MAX_BODY_MB if such answers are expected",
+    "too_many_pages": "an answer ran past --max-pages: raise --max-pages if the history really is that long",
+    "tls_error": "TLS failed: pass --ca-bundle FILE, or --insecure to skip verification",
+    "http_403": "the server forbids this endpoint (an nginx page): nothing to retry; check --base-url",
+}
+
+
+def advice_for(outcome: str) -> str:
+    return ADVICE.get(outcome) or ADVICE_BY_ACTION[OUTCOMES.get(outcome, Action.TERMINAL)]
 
 
 def status_outcome(status: int, body_text: str = "") -> str:

@@ -191,3 +191,45 @@ def test_repeated_429s_halve_the_host_rate() -> None:
     budget = make_budget(40, 5, 10)
     assert run(server, lambda c: c.get_json("/api/nots/throttled"), budget) == [3]
     assert (budget.rate, budget.throttle_events) == (20, 1)
+
+
+class ExpiringTokens(Server):
+    """Tokens live `lifetime` seconds from their prove; `/api/nots/data` answers 401 to an older one."""
+
+    def __init__(self, lifetime: float) -> None:
+        super().__init__()
+        self.lifetime = lifetime
+        self.proved_at: list[float] = []
+        self.app.router.add_get("/api/nots/data", self._data)
+
+    async def _prove(self, request: web.Request) -> web.Response:
+        self.proved_at.append(time.monotonic())
+        return await super()._prove(request)
+
+    async def _data(self, request: web.Request) -> web.Response:
+        if time.monotonic() - self.proved_at[-1] > self.lifetime:
+            return web.json_response({"error": "expired"}, status=401)
+        return web.json_response([1])
+
+
+def test_the_token_is_taken_after_the_budget_slot_so_a_long_wait_cannot_stale_it() -> None:
+    """Eight requests queue ~1.6 s for their slots behind a 5/s budget; tokens live 0.6 s."""
+    server = ExpiringTokens(lifetime=0.6)
+
+    async def many(client: NepseClient) -> list:
+        return await asyncio.gather(*[client.get_json("/api/nots/data") for _ in range(8)])
+
+    assert run(server, many, HostBudget(5, 1, 60), concurrency=8, max_attempts=2) == [[1]] * 8
+    assert server.count(api.PROVE_PATH) <= 8  # one renewal per request at worst, not a storm
+
+
+def test_a_401_right_after_a_fresh_token_is_an_auth_failure_with_its_own_advice() -> None:
+    from etl.failures import advice_for
+
+    server = ExpiringTokens(lifetime=-1)  # every token is refused
+    with pytest.raises(FetchError) as raised:
+        run(server, lambda c: c.get_json("/api/nots/data"), max_attempts=6)
+    assert raised.value.outcome == "auth_rejected"
+    assert server.count(api.PROVE_PATH) == 2  # re-proved once, not six times
+    advice = advice_for(raised.value.outcome)
+    assert "--max-rps" not in advice and "token" in advice
