@@ -184,7 +184,7 @@ class NepseClient:
                 error.attempts = attempt
                 self._note_failure(error)
                 if not self.policy.should_retry(error, attempt):
-                    if error.action is Action.AUTH and self._auth_hint:
+                    if error.refused_auth and self._auth_hint:
                         error.detail = f"{error.detail} ({self._auth_hint})"
                     raise
                 wait = self.policy.wait_seconds(error, attempt, self._rng)

@@ -97,6 +97,11 @@ class FetchError(Exception):
     def action(self) -> Action:
         return OUTCOMES[self.outcome]
 
+    @property
+    def refused_auth(self) -> bool:
+        """The server refused our token, whether or not another try is worth it."""
+        return self.action is Action.AUTH or self.outcome == "auth_rejected"
+
     def describe(self) -> str:
         """One line for the summary, e.g. 'HTTP 502 after 5 attempts'."""
         noun = "attempt" if self.attempts == 1 else "attempts"

@@ -38,7 +38,7 @@ from etl.errors import DatabaseNotUsable, DiskFull
 from etl.eventlog import EventRecorder, events_path
 from etl.events import HostRate, emit
 from etl.extract import ExtractPool, TypeJob
-from etl.failures import Action, FetchError
+from etl.failures import FetchError
 from etl.logs import LogHub, LogRecord, configure_parent_logging
 from etl.plan import ResumeState, TypePlan, expected_requests, job_fingerprint, plan_type
 from etl.procs import children_start_deaf_to_ctrl_c
@@ -136,7 +136,7 @@ def fetch_universe(context: RunContext, budget: HostBudget, type_names: tuple[st
         if error.outcome == "tls_error":
             raise ConfigError(error.detail) from None
         fallback = context.token_scheme.reason
-        if error.action is Action.AUTH and fallback:
+        if error.refused_auth and fallback:
             raise HostProblem(f"cannot authenticate with {host}: {fallback}, so the built-in token formula was "
                               f"used, and every token it cleaned was refused (HTTP {error.status}, {error.attempts} "
                               "attempts); NEPSE has likely changed how it scrambles tokens: re-run when css.wasm can "
