@@ -228,14 +228,20 @@ class NepseClient:
             # stale after all: this slot goes unused, the renewal and the request take a pair
         self._renewing = True
         first, second = asyncio.ensure_future(self._slot()), asyncio.ensure_future(self._slot())
+        proving: asyncio.Future[str] | None = None
         try:
             await first
-            token = await self._prove()
+            proving = asyncio.ensure_future(self._prove())
             await second
+            if not proving.done():  # answered after the request's slot: sending then would break the budget
+                await proving
+                await self._slot()
+            return await proving, True
         finally:
-            second.cancel()
+            for pending in (second, proving):
+                if pending is not None and not pending.done():
+                    pending.cancel()
             self._renewing = False
-        return token, True
 
     async def _prove(self) -> str:
         """The auth handshake, sent in a budget slot the caller holds."""
