@@ -237,7 +237,7 @@ async def _worker(queue: asyncio.Queue[tuple[WorkItem, int]], client: NepseClien
         except StopRequested:
             return
         except FetchError as error:
-            _record_failure(result, item.company, error.detail, error.attempts, client)
+            _record_failure(result, item.company, error.detail, error.attempts, client, error.outcome)
         except OSError as error:
             if is_disk_full(error):
                 result.disk_full = disk_full_message(zone.root)
@@ -255,10 +255,12 @@ async def _worker(queue: asyncio.Queue[tuple[WorkItem, int]], client: NepseClien
             meter.finish(work)
 
 
-def _record_failure(result: TypeResult, company: Company, reason: str, attempts: int, client: NepseClient) -> None:
+def _record_failure(result: TypeResult, company: Company, reason: str, attempts: int, client: NepseClient,
+                    outcome: str | None = None) -> None:
+    """`outcome`: the failure table's key, whose advice the summary gives once per cause."""
     result.companies_failed += 1
     result.errors.append({"type": result.type_name, "symbol": company.symbol, "reason": reason,
-                          "attempts": attempts})
+                          "attempts": attempts, "outcome": outcome})
     emit(CompanyFailed(type=result.type_name, symbol=company.symbol, reason=reason, attempts=attempts,
                        requests=client.stats.requests, retries=client.stats.retries))
 

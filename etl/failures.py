@@ -48,10 +48,8 @@ STRAIN_WEIGHTS: dict[Action, int] = {Action.TRANSIENT: 1, Action.THROTTLED: 4}
 
 # What to tell the user, per cause: an outcome's own line, else its action's.
 ADVICE_BY_ACTION: dict[Action, str] = {
-    Action.TRANSIENT: "the server was struggling: re-run later (perhaps with a lower --max-rps); completed "
-                      "companies are not fetched again",
-    Action.THROTTLED: "the server throttled us: re-run with a lower --max-rps; completed companies are not "
-                      "fetched again",
+    Action.TRANSIENT: "the server was struggling: re-run later, perhaps with a lower --max-rps",
+    Action.THROTTLED: "the server throttled us: re-run with a lower --max-rps",
     Action.AUTH: "the server kept refusing our token: re-run; if it persists, check --base-url",
     Action.TERMINAL: "re-running alone will not fix it: check --base-url and the symbol",
 }
@@ -61,6 +59,9 @@ ADVICE: dict[str, str] = {
     "body_too_large": "an answer was over the size cap: raise NEPSE_MAX_BODY_MB if such answers are expected",
     "too_many_pages": "an answer ran past --max-pages: raise --max-pages if the history really is that long",
     "tls_error": "TLS failed: pass --ca-bundle FILE, or --insecure to skip verification",
+    "connection_error": "the host did not answer: check --base-url and the network; if the server is struggling, "
+                        "re-run later with a lower --max-rps",
+    "http_404": "the server does not know this path: check that --base-url is NEPSE's API host",
     "http_403": "the server forbids this endpoint (an nginx page): nothing to retry; check --base-url",
 }
 

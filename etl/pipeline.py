@@ -38,7 +38,7 @@ from etl.errors import DatabaseNotUsable, DiskFull
 from etl.eventlog import EventRecorder, events_path
 from etl.events import HostRate, emit
 from etl.extract import ExtractPool, TypeJob
-from etl.failures import FetchError
+from etl.failures import FetchError, advice_for
 from etl.logs import LogHub, LogRecord, configure_parent_logging
 from etl.plan import ResumeState, TypePlan, expected_requests, job_fingerprint, plan_type
 from etl.procs import children_start_deaf_to_ctrl_c
@@ -141,8 +141,8 @@ def fetch_universe(context: RunContext, budget: HostBudget, type_names: tuple[st
                               f"used, and every token it cleaned was refused (HTTP {error.status}, {error.attempts} "
                               "attempts); NEPSE has likely changed how it scrambles tokens: re-run when css.wasm can "
                               "be fetched") from None
-        raise HostProblem(f"cannot get the company list from {host}: {error.describe()}. Check --base-url and "
-                          "the network; if the server is struggling, try a lower --max-rps later") from None
+        raise HostProblem(f"cannot get the company list from {host}: {error.describe()}; "
+                          f"{advice_for(error.outcome)}") from None
     rows = SECURITIES.parse(records, None)  # type: ignore[arg-type]
     extra_rows = [] if security_records is None else parse_security_list(security_records, rows)
     for conflict in symbol_conflicts(rows):
@@ -298,9 +298,6 @@ def run(settings: Settings, console: Console | None = None) -> int:
         if not settings.extract_only:
             record_run(settings.db_path, report)
         render_summary(report, console)
-        if report["exit_code"] != 0 and not settings.load_only:
-            console.print("Re-run the same command to fetch what is missing: completed companies are not "
-                          "fetched again.")
         if settings.html_report:
             _write_html_report(settings, report, console)
         return int(report["exit_code"])

@@ -15,6 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
 
@@ -44,8 +45,9 @@ from etl.events import (
     count_noun,
     from_extra,
 )
+from etl.failures import advice_for
 from etl.logs import PARENT_LABEL
-from etl.report import exit_code_of, exit_meaning, failed_companies
+from etl.report import EXIT_INTERRUPTED, EXIT_OK, exit_code_of, exit_meaning, failed_companies
 
 MODES = ("live", "plain", "quiet")
 HOST_ROW = "all types"
@@ -454,19 +456,37 @@ def _failures(types: Mapping[str, Mapping[str, Any]]) -> Iterator[Mapping[str, A
             yield {"type": name, **error}
 
 
-def _failure_lines(types: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    failures = list(_failures(types))
-    if not failures:
+def _failure_lines(report: Mapping[str, Any]) -> list[str]:
+    """What went wrong, agreeing with the exit code: the fatal error, quarantined files, each failed
+    company, then the failure table's advice once per cause."""
+    code = exit_code_of(report)
+    if code == EXIT_OK:
         return ["No failures."]
-    lines = [f"Failures ({len(failures):,}):"]
-    for failure in failures[:MAX_LISTED_FAILURES]:
-        attempts = count_noun(int(failure.get("attempts") or 0), "attempt")
-        lines.append(
-            f"  {failure.get('type', '?')} {failure.get('symbol', '?')}: {failure.get('reason', '-')} ({attempts})"
-        )
-    if len(failures) > MAX_LISTED_FAILURES:
-        lines.append(f"  ... and {len(failures) - MAX_LISTED_FAILURES:,} more")
+    lines = [f"Failed: {report['fatal_error']}"] if report.get("fatal_error") else []
+    bad_files = report.get("bad_files") or []
+    if bad_files:
+        lines.append(f"{count_noun(len(bad_files), 'raw file')} quarantined: see {_quarantine_dir(bad_files[0])} "
+                     "(a .reason.txt beside each)")
+    failures = list(_failures(report.get("types") or {}))
+    if failures:
+        lines.append(f"Failures ({len(failures):,}):")
+        for failure in failures[:MAX_LISTED_FAILURES]:
+            attempts = count_noun(int(failure.get("attempts") or 0), "attempt")
+            lines.append(f"  {failure.get('type', '?')} {failure.get('symbol', '?')}: "
+                         f"{failure.get('reason', '-')} ({attempts})")
+        if len(failures) > MAX_LISTED_FAILURES:
+            lines.append(f"  ... and {len(failures) - MAX_LISTED_FAILURES:,} more")
+        causes = dict.fromkeys(str(failure["outcome"]) for failure in failures if failure.get("outcome"))
+        lines += [f"What to do: {advice}" for advice in dict.fromkeys(map(advice_for, causes))]
+        lines.append("Re-run the same command to fetch what is missing: completed companies are not fetched again.")
+    if code == EXIT_INTERRUPTED and not lines:
+        lines.append("Interrupted: re-run the same command to resume.")
     return lines
+
+
+def _quarantine_dir(bad_file: str) -> str:
+    output = next((folder.parent for folder in Path(bad_file).parents if folder.name == "raw"), None)
+    return str(output / "quarantine" / "files") if output else "the quarantine folder"
 
 
 def _print_table(console: Console, table: Table) -> None:
@@ -487,7 +507,7 @@ def render_summary(report: Mapping[str, Any], console: Console) -> None:
     for name, stats in types.items():
         _say(console, _headline(name, stats))
     _print_table(console, _summary_table(types))
-    for line in _failure_lines(types):
+    for line in _failure_lines(report):
         _say(console, line)
     for title, key in (("Database", "database"), ("Run report", "report_path"), ("Log", "log_path")):
         _say(console, f"{title}: {report.get(key) or '-'}")

@@ -301,3 +301,30 @@ def test_live_mode_sums_the_types_against_the_host_budget() -> None:
     assert "all types" in screen and "2/4" in screen
     assert "/5 req/s" in screen  # only the host row is set against the budget
     assert re.search(r"prices .* 1/2 .*\d\.\d req/s", screen)
+
+
+def test_the_summary_never_says_no_failures_beside_a_failing_exit_code() -> None:
+    quarantined = render({"types": {"prices": {"companies_ok": 3}},
+                          "bad_files": ["/o/raw/prices/symbol=X/part.parquet"]})
+    assert "No failures." not in quarantined
+    assert "1 raw file quarantined: see /o/quarantine/files" in "\n".join(quarantined)
+    assert quarantined[-1] == "Exit code: 1 (finished with some failures)"
+    fatal = render({"types": {"prices": {}}, "fatal_error": "cannot get the company list from http://x: HTTP 502"})
+    assert "No failures." not in fatal and "Failed: cannot get the company list from http://x: HTTP 502" in fatal
+    assert not any("completed companies are not fetched again" in line for line in fatal)
+    assert fatal[-1] == "Exit code: 1 (finished with some failures)"
+
+
+def test_advice_comes_from_the_failure_table_one_line_per_cause() -> None:
+    from etl.failures import advice_for
+
+    errors = [{"symbol": "A", "reason": "response over the 32 MB cap", "attempts": 1, "outcome": "body_too_large"},
+              {"symbol": "B", "reason": "HTTP 401 on a token proven just before", "attempts": 2,
+               "outcome": "auth_rejected"},
+              {"symbol": "C", "reason": "HTTP 502", "attempts": 6, "outcome": "http_5xx"},
+              {"symbol": "D", "reason": "HTTP 502", "attempts": 6, "outcome": "http_5xx"}]
+    text = "\n".join(render({"types": {"prices": {"companies_failed": 4, "errors": errors}}}))
+    for outcome in ("body_too_large", "auth_rejected", "http_5xx"):
+        assert text.count(advice_for(outcome)) == 1, outcome
+    assert text.count("--max-rps") == 1  # only the server-trouble cause suggests a lower rate
+    assert "Re-run the same command to fetch what is missing" in text
