@@ -71,6 +71,9 @@ class LoadCounts:
 def open_database(path: Path, busy_timeout_s: float = 5.0) -> sqlite3.Connection:
     """Open (creating if needed) our SQLite database; refuse one that is not ours."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise DatabaseNotUsable(f"{path} is a directory, not a database file; move it away or choose another "
+                                "--output")
     if path.exists() and path.stat().st_size > 0:
         with open(path, "rb") as handle:
             if handle.read(16) != SQLITE_HEADER:

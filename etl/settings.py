@@ -100,17 +100,38 @@ def parse_symbols(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(symbols))
 
 
+class UnechoedValue(ValueError):
+    """A bad value that must not be repeated in the error (it holds a password)."""
+
+
 def parse_base_url(text: str) -> str:
     url = text.strip().rstrip("/")
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise ValueError("expected an http(s) URL such as https://www.nepalstock.com")
+    if parts.username is not None or parts.password is not None:
+        raise UnechoedValue("a user name or password in the URL is not supported (it would travel and be logged "
+                            "in the clear); give the bare host, e.g. https://www.nepalstock.com")
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port is not None and not 0 < port < 65536:
+        raise ValueError(f"port {parts.netloc.rsplit(':', 1)[-1]} is out of range 1-65535")
+    if parts.path or parts.query or parts.fragment:
+        raise ValueError("give only scheme://host[:port], without a path, query or fragment: nepse-etl adds the "
+                         "API paths itself")
     return url
 
 
 def parse_path(text: str) -> Path:
     if not text.strip():
         raise ValueError("must not be empty")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("not valid UTF-8 (SQLite and the run report need UTF-8 names); choose a name in "
+                         "UTF-8") from None
     return Path(text.strip()).expanduser()
 
 
@@ -415,6 +436,8 @@ def resolve_settings(
     for name, (text, source) in _raw_values(flags, environ, dotenv).items():
         try:
             values[name] = _SPEC_BY_NAME[name].parse(text)
+        except UnechoedValue as exc:
+            raise ConfigError(f"{source}: {exc}") from None
         except ValueError as exc:
             raise ConfigError(f"{source}={text!r}: {exc}") from None
         sources[name] = source

@@ -357,3 +357,22 @@ def test_a_lock_taken_during_the_extract_still_ends_with_a_summary_and_a_report(
     assert "held for writing by another program" in stdout + stderr and "--load-only" in stdout + stderr
     reports = sorted((output / "runs").glob("*.json"), key=lambda path: path.stat().st_mtime_ns)
     assert len(reports) == 2 and "held for writing" in reports[-1].read_text()
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["--base-url", "http://user:secret@127.0.0.1:9"], "--base-url: a user name or password in the URL"),
+    (["--base-url", "http://127.0.0.1:99999"], "port 99999 is out of range"),
+    (["--base-url", "http://127.0.0.1:9/api/nots"], "give only scheme://host[:port]"),
+    (["--base-url", "http://127.0.0.1:9?x=1"], "give only scheme://host[:port]"),
+    (["--output", "out-\udcff"], "not valid UTF-8"),
+])
+def test_hostile_flags_are_one_line_and_exit_2(args: list[str], fragment: str, tmp_path: Path) -> None:
+    result = run_cli(*args, "--dry-run", cwd=tmp_path)
+    _assert_usage_error(result, fragment)
+    assert "secret" not in result.stderr
+
+
+def test_a_database_path_that_is_a_directory_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "out" / "nepse.db").mkdir(parents=True)
+    result = run_cli("--base-url", "http://127.0.0.1:9", "--output", str(tmp_path / "out"), cwd=tmp_path)
+    _assert_usage_error(result, "nepse.db is a directory")
