@@ -219,7 +219,7 @@ def test_the_token_is_taken_after_the_budget_slot_so_a_long_wait_cannot_stale_it
     async def many(client: NepseClient) -> list:
         return await asyncio.gather(*[client.get_json("/api/nots/data") for _ in range(8)])
 
-    assert run(server, many, HostBudget(5, 1, 60), concurrency=8, max_attempts=2) == [[1]] * 8
+    assert run(server, many, make_budget(5, 1, 60), concurrency=8, max_attempts=2) == [[1]] * 8
     assert server.count(api.PROVE_PATH) <= 8  # one renewal per request at worst, not a storm
 
 
