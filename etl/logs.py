@@ -24,6 +24,7 @@ import re
 import sys
 import threading
 import traceback
+import unicodedata
 from collections.abc import Callable, Mapping
 from multiprocessing.managers import SyncManager
 from pathlib import Path
@@ -59,16 +60,39 @@ _SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
         ),
         rf"\1{_MASK}",
     ),
-    # NEPSE tokens are > 130 characters; paths contain "/" and so never match.
-    (re.compile(r"[A-Za-z0-9_\-.+=]{100,}"), _MASK),
 )
+# NEPSE tokens are > 130 characters of mixed-case letters and digits; paths contain "/" and so never
+# match, and a long symbol (upper case, as the company list is parsed) is left alone.
+_LONG_RUN = re.compile(r"[A-Za-z0-9_\-.+=]{100,}")
+
+
+def _token_like(run: str) -> bool:
+    return any(c.islower() for c in run) and any(c.isupper() for c in run) and any(c.isdigit() for c in run)
 
 
 def mask_secrets(text: str) -> str:
     """Replace Authorization values, access/refresh tokens and long opaque tokens with ***."""
     for pattern, replacement in _SECRET_PATTERNS:
         text = pattern.sub(replacement, text)
-    return text
+    return _LONG_RUN.sub(lambda match: _MASK if _token_like(match.group()) else match.group(), text)
+
+
+def printable(text: str, keep: str = "") -> str:
+    """Control characters (ESC, BEL, ...) and invisible format characters (bidirectional overrides)
+    escaped as \\x1b or \\u202e, so that a server's string cannot drive the terminal; `keep` lists
+    those left as they are (a log file keeps its newlines)."""
+    if text.isprintable():
+        return text
+    return "".join(char if char in keep or unicodedata.category(char) not in _HIDDEN else _escape(char)
+                   for char in text)
+
+
+_HIDDEN = {"Cc", "Cf", "Zl", "Zp"}
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def _clean(value: Any) -> Any:
@@ -135,7 +159,7 @@ class _MaskingWriter:
         return self._stream if self._stream is not None else sys.stderr
 
     def write(self, text: str) -> None:
-        self._guarded(lambda: self._target().write(mask_secrets(text)))
+        self._guarded(lambda: self._target().write(mask_secrets(printable(text, keep="\n\t"))))
 
     def flush(self) -> None:
         self._guarded(lambda: self._target().flush())

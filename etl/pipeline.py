@@ -144,6 +144,9 @@ def fetch_universe(context: RunContext, budget: HostBudget, type_names: tuple[st
         raise HostProblem(f"cannot get the company list from {host}: {error.describe()}; "
                           f"{advice_for(error.outcome)}") from None
     rows = SECURITIES.parse(records, None)  # type: ignore[arg-type]
+    if not rows:  # before the saved list is replaced: an empty answer says nothing about the listings
+        raise HostProblem(f"the company list from {host} is empty: nothing to fetch (the list saved before is "
+                          "kept). Check --base-url; if it is NEPSE's, try again later")
     extra_rows = [] if security_records is None else parse_security_list(security_records, rows)
     for conflict in symbol_conflicts(rows):
         logger.warning(conflict.describe())

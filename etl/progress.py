@@ -46,7 +46,7 @@ from etl.events import (
     from_extra,
 )
 from etl.failures import advice_for
-from etl.logs import PARENT_LABEL
+from etl.logs import PARENT_LABEL, printable
 from etl.report import EXIT_INTERRUPTED, EXIT_OK, exit_code_of, exit_meaning, failed_companies
 
 MODES = ("live", "plain", "quiet")
@@ -75,8 +75,9 @@ def _level_number(name: Any) -> int:
 
 
 def _say(console: Console, text: str, style: str | None = None) -> None:
-    """Print one line verbatim: no markup, highlighting, emoji or wrapping."""
-    console.print(text, style=style, markup=False, highlight=False, emoji=False, soft_wrap=True)
+    """Print one line verbatim: no markup, highlighting, emoji or wrapping, and no control character
+    from a server's string."""
+    console.print(printable(text), style=style, markup=False, highlight=False, emoji=False, soft_wrap=True)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -210,14 +211,14 @@ class ProgressDisplay:
             elif isinstance(event, TypeEvent):
                 self._handle_event(event, record, level)
             elif level >= self.min_line_level:
-                self._show(_record_line(record), record.get("level"))
+                self._show(printable(_record_line(record)), record.get("level"))
 
     def _handle_event(self, event: TypeEvent, record: Mapping[str, Any], level: int) -> None:
         stats = self.stats(event.type)
         stats.apply(event, float(record.get("time") or self._clock()))
         self._redraw(stats)
         if level >= self.min_event_level:
-            self._show(event_line(event, stats), record.get("level"))
+            self._show(printable(event_line(event, stats)), record.get("level"))
 
     def _handle_rate_change(self, label: str, event: RateChanged, level: int) -> None:
         # Every process reports the shared host's change; show each change once.
@@ -230,7 +231,7 @@ class ProgressDisplay:
         for stats in self._stats.values():
             stats.budget_rps = rate
         if level >= self.min_event_level:
-            self._show(f"{label}: {event.describe()}", "WARNING")
+            self._show(printable(f"{label}: {event.describe()}"), "WARNING")
 
     def _show(self, line: str, level: Any) -> None:
         raise NotImplementedError

@@ -7,9 +7,10 @@ names, `.env.example` and validation all read that table.
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -416,10 +417,19 @@ def load_dotenv_file(path: Path) -> dict[str, str | None]:
         values = dotenv_values(path)
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}; fix or remove the file") from None
-    unknown = sorted(key for key in values if key.startswith("NEPSE_") and key[6:].lower() not in _SPEC_BY_NAME)
-    if unknown:
-        raise ConfigError(f"unknown setting {unknown[0]} in {path}; see .env.example for the valid NEPSE_* names")
+    refuse_unknown_names(values, str(path))
     return dict(values)
+
+
+def refuse_unknown_names(names: Iterable[str], where: str) -> None:
+    """A NEPSE_* name we do not know is a typo until shown otherwise (NEPSE_MAXRPS=1 must not pass
+    unnoticed), in .env and in the environment alike."""
+    unknown = sorted(name for name in names if name.startswith("NEPSE_") and name[6:].lower() not in _SPEC_BY_NAME)
+    if not unknown:
+        return
+    close = difflib.get_close_matches(unknown[0], [spec.env for spec in SPECS], n=1)
+    hint = f"did you mean {close[0]}? " if close else ""
+    raise ConfigError(f"unknown setting {unknown[0]} in {where}; {hint}see .env.example for the valid NEPSE_* names")
 
 
 def resolve_settings(
@@ -429,6 +439,7 @@ def resolve_settings(
 ) -> Settings:
     """Build and validate the settings. Raises ConfigError; argparse exits 2 on unknown flags."""
     environ = os.environ if environ is None else environ
+    refuse_unknown_names(environ, "the environment")
     flags = vars(build_arg_parser().parse_args(argv))
     dotenv = load_dotenv_file(dotenv_path or Path(".env"))
     values: dict[str, Any] = {}

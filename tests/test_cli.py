@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from etl import api
 from etl.cli import exit_code_of, main
 from etl.errors import DatabaseNotUsable
 from etl.settings import ConfigError
@@ -376,3 +377,43 @@ def test_a_database_path_that_is_a_directory_is_one_line(tmp_path: Path) -> None
     (tmp_path / "out" / "nepse.db").mkdir(parents=True)
     result = run_cli("--base-url", "http://127.0.0.1:9", "--output", str(tmp_path / "out"), cwd=tmp_path)
     _assert_usage_error(result, "nepse.db is a directory")
+
+
+@pytest.fixture
+def empty_list_server() -> Iterator[str]:
+    """Answers the handshake, and [] for the company list."""
+    from tests.test_client import Server
+
+    server = Server()
+
+    async def empty(request: web.Request) -> web.Response:
+        return web.json_response([])
+
+    server.app.router.add_get(api.COMPANY_LIST_PATH, empty)
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    holder: dict = {}
+
+    async def serve() -> None:
+        runner = web.AppRunner(server.app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        holder["port"], holder["runner"] = runner.addresses[0][1], runner
+        ready.set()
+
+    thread = threading.Thread(target=lambda: (loop.run_until_complete(serve()), loop.run_forever()), daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    yield f"http://127.0.0.1:{holder['port']}"
+    asyncio.run_coroutine_threadsafe(holder["runner"].cleanup(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+
+
+def test_an_empty_company_list_is_a_failure_with_its_own_line(tmp_path: Path, empty_list_server: str) -> None:
+    result = run_cli("--base-url", empty_list_server, "--output", str(tmp_path / "out"), *FAST, cwd=tmp_path)
+    text = result.stdout + result.stderr
+    assert result.returncode == 1, text
+    assert sum("the company list from" in line and "is empty" in line for line in text.splitlines()) >= 1
+    assert "No failures." not in text and "Traceback" not in text
+    assert not (tmp_path / "out" / "raw" / "securities" / "securities.parquet").exists()

@@ -172,3 +172,20 @@ def test_mask_secrets_hides_tokens(text: str, masked: str) -> None:
 def test_mask_secrets_keeps_ordinary_text() -> None:
     text = "prices [12/600] NABIL done (251 records) /work/main/output/" + "/".join(["nepse"] * 30)
     assert mask_secrets(text) == text
+
+
+def test_a_long_symbol_is_not_taken_for_a_token() -> None:
+    symbol = "NABIL123" * 40  # 320 characters, upper case as the company list is parsed
+    assert mask_secrets(f"prices [3/9] {symbol} done") == f"prices [3/9] {symbol} done"
+    assert mask_secrets(f"raw {TOKEN} end") == "raw *** end"
+
+
+def test_control_characters_from_a_server_string_are_escaped_for_display() -> None:
+    from etl.logs import printable
+
+    hostile = "AB\x1b[2J\x1b]0;pwned\x07C\u202eLIVE\u2066"
+    shown = printable(hostile)
+    assert "\x1b" not in shown and "\x07" not in shown and "\u202e" not in shown and "\u2066" not in shown
+    assert shown == "AB\\x1b[2J\\x1b]0;pwned\\x07C\\u202eLIVE\\u2066"
+    assert printable("NABIL 2080/81 ठीक") == "NABIL 2080/81 ठीक"  # ordinary text, Devanagari included
+    assert printable("line one\nline two", keep="\n") == "line one\nline two"

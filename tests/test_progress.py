@@ -328,3 +328,16 @@ def test_advice_comes_from_the_failure_table_one_line_per_cause() -> None:
         assert text.count(advice_for(outcome)) == 1, outcome
     assert text.count("--max-rps") == 1  # only the server-trouble cause suggests a lower rate
     assert "Re-run the same command to fetch what is missing" in text
+
+
+def test_a_hostile_symbol_reaches_the_screen_escaped() -> None:
+    hostile = "EVIL\x1b[2J\u202eX"
+    buffer = io.StringIO()
+    display = make_display("plain", Console(file=buffer, no_color=True), 5.0)
+    display.handle(event(CompanyFailed(type="prices", symbol=hostile, reason=f"bad {hostile}", attempts=1,
+                                       requests=1, retries=0)))
+    lines = render({"types": {"prices": {"companies_failed": 1, "errors": [
+        {"symbol": hostile, "reason": "HTTP 404", "attempts": 1}]}}})
+    shown = buffer.getvalue() + "\n".join(lines)
+    assert "\x1b" not in shown and "\u202e" not in shown
+    assert "EVIL\\x1b[2J\\u202eX" in buffer.getvalue() and "EVIL\\x1b[2J\\u202eX" in "\n".join(lines)

@@ -107,3 +107,15 @@ def test_usage_doc_covers_every_setting_and_table() -> None:
         assert f"`{variable_text(spec)}`" in text, spec.env
     for data_type in REGISTRY.values():
         assert f"| `{data_type.table}` |" in text
+
+
+def test_an_unknown_nepse_name_is_refused_alike_from_the_environment_and_dotenv(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as from_environment:
+        resolve_settings([], environ={"NEPSE_MAXRPS": "1"}, dotenv_path=tmp_path / ".env")
+    (tmp_path / ".env").write_text("NEPSE_MAXRPS=1\n")
+    with pytest.raises(ConfigError) as from_dotenv:
+        resolve_settings([], environ={}, dotenv_path=tmp_path / ".env")
+    assert str(from_environment.value).startswith("unknown setting NEPSE_MAXRPS in the environment; ")
+    assert str(from_dotenv.value).startswith(f"unknown setting NEPSE_MAXRPS in {tmp_path / '.env'}; ")
+    for refused in (from_environment.value, from_dotenv.value):
+        assert "did you mean NEPSE_MAX_RPS?" in str(refused)
