@@ -217,14 +217,19 @@ def tls_simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                     "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
+    yield from serve_in_a_thread(create_app(SimConfig(seed=SEED, n_companies=40)), context)
+
+
+def serve_in_a_thread(app: web.Application, ssl_context: ssl.SSLContext | None = None) -> Iterator[str]:
+    """Serve `app` on loopback from a thread of this process; yields its base URL."""
     loop = asyncio.new_event_loop()
     ready = threading.Event()
     holder: dict = {}
 
     async def serve() -> None:
-        runner = web.AppRunner(create_app(SimConfig(seed=SEED, n_companies=40)))
+        runner = web.AppRunner(app)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
         await site.start()
         holder["port"] = runner.addresses[0][1]
         holder["runner"] = runner
@@ -233,7 +238,7 @@ def tls_simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     thread = threading.Thread(target=lambda: (loop.run_until_complete(serve()), loop.run_forever()), daemon=True)
     thread.start()
     assert ready.wait(10)
-    yield f"https://127.0.0.1:{holder['port']}"
+    yield f"{'https' if ssl_context else 'http'}://127.0.0.1:{holder['port']}"
     asyncio.run_coroutine_threadsafe(holder["runner"].cleanup(), loop).result(10)
     loop.call_soon_threadsafe(loop.stop)
 
@@ -390,24 +395,7 @@ def empty_list_server() -> Iterator[str]:
         return web.json_response([])
 
     server.app.router.add_get(api.COMPANY_LIST_PATH, empty)
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    holder: dict = {}
-
-    async def serve() -> None:
-        runner = web.AppRunner(server.app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        holder["port"], holder["runner"] = runner.addresses[0][1], runner
-        ready.set()
-
-    thread = threading.Thread(target=lambda: (loop.run_until_complete(serve()), loop.run_forever()), daemon=True)
-    thread.start()
-    assert ready.wait(10)
-    yield f"http://127.0.0.1:{holder['port']}"
-    asyncio.run_coroutine_threadsafe(holder["runner"].cleanup(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
+    yield from serve_in_a_thread(server.app)
 
 
 def test_an_empty_company_list_is_a_failure_with_its_own_line(tmp_path: Path, empty_list_server: str) -> None:
