@@ -106,6 +106,8 @@ class NepseClient:
         self._token_life = api.TOKEN_REFRESH_AFTER_S  # shortened when the server refuses younger tokens
         self._expected_wait = 0.0  # how long the last request waited for its budget slot
         self._renewing = False
+        self._renewed = asyncio.Event()  # set whenever no renewal is in flight
+        self._renewed.set()
 
     async def __aenter__(self) -> NepseClient:
         connector = aiohttp.TCPConnector(limit=self.config.concurrency + 1, ssl=tls.client_context(self.config))
@@ -225,8 +227,14 @@ class NepseClient:
             self._expected_wait = time.monotonic() - asked
             if not self._token_stale():
                 return str(self._token), False
+            if self._renewing:  # another request is renewing it: wait for that token, then for a slot
+                await self._renewed.wait()
+                await self._slot()
+                if not self._token_stale():
+                    return str(self._token), False
             # stale after all: this slot goes unused, the renewal and the request take a pair
         self._renewing = True
+        self._renewed.clear()
         first, second = asyncio.ensure_future(self._slot()), asyncio.ensure_future(self._slot())
         proving: asyncio.Future[str] | None = None
         try:
@@ -242,6 +250,7 @@ class NepseClient:
                 if pending is not None and not pending.done():
                     pending.cancel()
             self._renewing = False
+            self._renewed.set()
 
     async def _prove(self) -> str:
         """The auth handshake, sent in a budget slot the caller holds."""

@@ -463,7 +463,8 @@ def _failure_lines(report: Mapping[str, Any]) -> list[str]:
     code = exit_code_of(report)
     if code == EXIT_OK:
         return ["No failures."]
-    lines = [f"Failed: {report['fatal_error']}"] if report.get("fatal_error") else []
+    lines = ["Run failed before the end: the error above says why (also in the run report)."] \
+        if report.get("fatal_error") else []
     bad_files = report.get("bad_files") or []
     if bad_files:
         lines.append(f"{count_noun(len(bad_files), 'raw file')} quarantined: see {_quarantine_dir(bad_files[0])} "
