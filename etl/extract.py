@@ -1,9 +1,9 @@
 """Extract: one process per data type, each an aiohttp event loop writing the raw zone.
 
-`run_type_job` is what the pool runs. Workers pull companies off a queue; each company
-is fetched whole (every page), parsed, and written as one atomic Parquet file, or not
-written at all. A company that still fails after the retries is recorded and the run
-goes on.
+`run_type_job` is what the pool runs. Workers pull the units of the type's scope
+(companies, indices) off a queue; each unit is fetched whole (every page), parsed, and
+written as one atomic Parquet file, or not written at all. A unit that still fails after
+the retries is recorded and the run goes on.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from loguru import logger
 from etl import datatypes
 from etl.budget import HostBudget, WorkMeter
 from etl.client import ClientConfig, NepseClient, StopRequested
-from etl.datatypes.base import Company, DataType, rows_to_table  # noqa: F401 - rows_to_table lived here
+from etl.datatypes.base import DataType, Unit, rows_to_table  # noqa: F401 - rows_to_table lived here
 from etl.events import CompanyDone, CompanyFailed, TypeEnd, TypeStart, emit
 from etl.failures import FetchError
 from etl.logs import install_child_logging
@@ -158,6 +158,11 @@ def _receive(receiver: Connection) -> dict[str, Any] | None:
 
 def lost_type(name: str, reason: str) -> dict[str, Any]:
     logger.error(f"{name}: {reason}; companies it had finished are saved, re-run to fetch the rest")
+    return type_failure(name, reason)
+
+
+def type_failure(name: str, reason: str) -> dict[str, Any]:
+    """The result of a type that failed as a whole (its process died, its units could not be listed)."""
     return {"type_name": name, "companies_failed": 1,
             "errors": [{"type": name, "symbol": "*", "reason": reason, "attempts": 0}]}
 
@@ -226,40 +231,41 @@ async def _worker(queue: asyncio.Queue[tuple[WorkItem, int]], client: NepseClien
         item, expected = queue.get_nowait()
         work = meter.start(expected)
         try:
-            rows = await fetch_company(client, data_type, zone, item, job)
+            rows = await fetch_unit(client, data_type, zone, item, job)
         except StopRequested:
             return
         except FetchError as error:
-            _record_failure(result, item.company, error.detail, error.attempts, client)
+            _record_failure(result, item.unit, error.detail, error.attempts, client)
         except (UnsafeSymbol, OSError, pa.ArrowException, ValueError, TypeError, KeyError) as error:
-            _record_failure(result, item.company, f"{type(error).__name__}: {error}", 1, client)
+            _record_failure(result, item.unit, f"{type(error).__name__}: {error}", 1, client)
         else:
             result.companies_ok += 1
             result.rows_fetched += rows
-            emit(CompanyDone(type=job.type_name, symbol=item.company.symbol, rows=rows,
+            emit(CompanyDone(type=job.type_name, symbol=item.unit.key, rows=rows,
                              requests=client.stats.requests, retries=client.stats.retries))
         finally:
             meter.finish(work)
 
 
-def _record_failure(result: TypeResult, company: Company, reason: str, attempts: int, client: NepseClient) -> None:
+def _record_failure(result: TypeResult, unit: Unit, reason: str, attempts: int, client: NepseClient) -> None:
     result.companies_failed += 1
-    result.errors.append({"type": result.type_name, "symbol": company.symbol, "reason": reason,
+    result.errors.append({"type": result.type_name, "symbol": unit.key, "reason": reason,
                           "attempts": attempts})
-    emit(CompanyFailed(type=result.type_name, symbol=company.symbol, reason=reason, attempts=attempts,
+    emit(CompanyFailed(type=result.type_name, symbol=unit.key, reason=reason, attempts=attempts,
                        requests=client.stats.requests, retries=client.stats.retries))
 
 
-async def fetch_company(client: NepseClient, data_type: DataType, zone: RawZone, item: WorkItem,
-                        job: TypeJob) -> int:
-    """Fetch, parse and atomically write one company's data; returns the rows fetched."""
-    path = zone.partition_path(data_type.name, item.company.symbol)  # check the symbol before fetching
-    records = await data_type.fetch(client, item.company, item.window)
+async def fetch_unit(client: NepseClient, data_type: DataType, zone: RawZone, item: WorkItem,
+                     job: TypeJob) -> int:
+    """Fetch, parse and atomically write one unit's data (a company's, an index's); returns the rows fetched."""
+    path = zone.partition_path(data_type.name, item.unit.key)  # check the key before fetching
+    records = await data_type.fetch(client, item.unit, item.window)
     fetched_at = datetime.now(timezone.utc).isoformat(timespec="microseconds")
-    table = data_type.to_table(records, item.company, fetched_at)
+    table = data_type.to_table(records, item.unit, fetched_at)
     del records  # the decoded JSON is the largest thing this process holds
-    meta: dict[str, Any] = {"type": data_type.name, "symbol": item.company.symbol,
-                            "security_id": item.company.security_id, "fetched_at": fetched_at,
+    # "security_id" is the unit's id (an index id for indices): the key stays for files already written.
+    meta: dict[str, Any] = {"type": data_type.name, "symbol": item.unit.key,
+                            "security_id": item.unit.id, "fetched_at": fetched_at,
                             "run_id": job.run_id, "job_id": job.job_id}
     # Off the event loop: a stalled loop delays request starts, and the host budget is only as
     # exact as the moment each request really leaves.

@@ -24,6 +24,7 @@ from etl.datatypes.base import (
     to_float,
     to_int,
 )
+from etl.datatypes.securities import COMPANIES
 from etl.payloads import check_json_list
 
 if TYPE_CHECKING:
@@ -87,6 +88,7 @@ DIVIDENDS = DataType(
     table="dividends",
     schema=SCHEMA,
     natural_key=("dividend_id",),
+    scope=COMPANIES,
     fetch=fetch,
     parse=parse,
     contract=contract,

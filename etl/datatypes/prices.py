@@ -32,6 +32,7 @@ from etl.datatypes.base import (
     to_iso_date,
     values_text,
 )
+from etl.datatypes.securities import COMPANIES
 from etl.paging import SpringPaginator
 
 if TYPE_CHECKING:
@@ -130,6 +131,7 @@ PRICES = DataType(
     table="prices",
     schema=SCHEMA,
     natural_key=("symbol", "business_date"),
+    scope=COMPANIES,
     fetch=fetch,
     parse=parse,
     parse_columns=parse_columns,

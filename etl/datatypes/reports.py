@@ -24,6 +24,7 @@ from etl.datatypes.base import (
     to_float,
     to_int,
 )
+from etl.datatypes.securities import COMPANIES
 from etl.payloads import check_json_list
 
 if TYPE_CHECKING:
@@ -113,6 +114,7 @@ REPORTS = DataType(
     table="reports",
     schema=SCHEMA,
     natural_key=("symbol", "fiscal_year", "period"),
+    scope=COMPANIES,
     fetch=fetch,
     parse=parse,
     contract=contract,
