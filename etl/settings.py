@@ -145,8 +145,8 @@ class SettingSpec:
 
 SPECS: tuple[SettingSpec, ...] = (
     # What to fetch
-    SettingSpec("types", parse_types, "data types to fetch, comma separated", "what to fetch", metavar="LIST",
-                default="every type", example="prices,reports,dividends,profiles"),
+    SettingSpec("types", parse_types, "data types to fetch, comma separated: prices, reports, dividends, profiles, "
+                "indices", "what to fetch", metavar="LIST", default="every type", example="prices,indices"),
     SettingSpec("symbols", parse_symbols, "only these symbols, comma separated", "what to fetch", metavar="LIST",
                 default="every active company", example="NABIL,ADBL"),
     SettingSpec("limit", parse_positive_int, "only the first N companies of the universe", "what to fetch",
@@ -351,9 +351,9 @@ def package_version() -> str:
         return "unknown (not installed)"
 
 
-DESCRIPTION = ("Backfill NEPSE daily prices, financial reports, dividends and company profiles into SQLite, "
-               "politely and resumably. Every option can also be set as a NEPSE_* variable in the environment "
-               "or in .env (flags win over the environment, which wins over .env).")
+DESCRIPTION = ("Backfill NEPSE daily prices, financial reports, dividends, company profiles and index history into "
+               "SQLite, politely and resumably. Every option can also be set as a NEPSE_* variable in the "
+               "environment or in .env (flags win over the environment, which wins over .env).")
 
 
 def build_arg_parser(prog: str | None = None) -> argparse.ArgumentParser:
