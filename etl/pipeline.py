@@ -217,11 +217,13 @@ def print_plan(console: Console, plans: list[TypePlan], settings: Settings, resu
     console.print(f"Dry run: price window {since} to {until}; host budget {settings.max_rps:g} req/s"
                   + ("; resuming an interrupted run" if resuming else ""))
     for plan in plans:
-        console.print(f"  {plan.type_name}: {len(plan.items):,} companies to fetch, {len(plan.skipped):,} "
+        units = datatypes.get(plan.type_name).scope.name
+        console.print(f"  {plan.type_name}: {len(plan.items):,} {units} to fetch, {len(plan.skipped):,} "
                       f"already complete, ~{_calls_for(plan, settings):,} calls")
     calls, seconds = estimate(plans, settings)
+    listings = " and ".join(scope.list_name for scope in scopes_of(tuple(plan.type_name for plan in plans)))
     console.print(f"Total: ~{calls:,} calls, about {timedelta(seconds=round(seconds))} at the current budget. "
-                  "Nothing was fetched but the company list.")
+                  f"Nothing was fetched but the {listings}.")
 
 
 # ---- extract

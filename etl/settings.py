@@ -166,7 +166,7 @@ SPECS: tuple[SettingSpec, ...] = (
                 is_switch=True),
     SettingSpec("extract_only", parse_bool, "only fetch into the raw zone; do not load SQLite", "stages",
                 is_switch=True),
-    SettingSpec("dry_run", parse_bool, "fetch only the company list; print the plan and the estimated time",
+    SettingSpec("dry_run", parse_bool, "fetch only the company and index lists; print the plan and the estimated time",
                 "stages", is_switch=True),
     SettingSpec("report_only", parse_bool, "only write output/report.html from the database and the last run; "
                 "fetch and load nothing", "stages", is_switch=True),
@@ -210,8 +210,8 @@ SPECS: tuple[SettingSpec, ...] = (
                 "locked file per API host)", "politeness", metavar="DIR",
                 default="$XDG_CACHE_HOME/nepse-etl, else ~/.cache/nepse-etl", example="~/.cache/nepse-etl"),
     # Guards against a broken server, and internals
-    SettingSpec("page_size", parse_positive_int, "price rows asked per page (500 is the most NEPSE is known to "
-                "accept)", "limits", metavar="N"),
+    SettingSpec("page_size", parse_positive_int, "rows asked per page of a daily history, prices or indices (500 "
+                "is the most NEPSE is known to accept)", "limits", metavar="N"),
     SettingSpec("max_pages", parse_positive_int, "most pages read for one company before giving up", "limits",
                 metavar="N"),
     SettingSpec("max_body_mb", parse_positive_float, "largest response body accepted, in MB", "limits",

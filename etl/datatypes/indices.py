@@ -12,9 +12,9 @@ import pyarrow as pa
 from loguru import logger
 
 from etl import api
-from etl.client import NepseClient, check_json_list
 from etl.datatypes.base import (
     REJECT_REASON,
+    Api,
     DataType,
     FetchWindow,
     Index,
@@ -31,6 +31,8 @@ from etl.datatypes.base import (
     to_int,
     to_iso_date,
 )
+from etl.paging import SpringPaginator
+from etl.payloads import check_json_list
 
 if TYPE_CHECKING:
     import polars as pl
@@ -88,17 +90,17 @@ def index_units(records: list[Any]) -> list[Index]:
     return units
 
 
-async def list_indices(client: NepseClient, settings: Settings) -> Listing:
+async def list_indices(client: Api, settings: Settings) -> Listing:
     return Listing(index_units(await client.get_json(api.INDEX_LIST_PATH, validate=check_json_list)))
 
 
 EACH_INDEX = Scope("indices", "index list", list_indices)
 
 
-async def fetch(client: NepseClient, index: Index, window: FetchWindow) -> list[Any]:
+async def fetch(client: Api, index: Index, window: FetchWindow) -> list[Any]:
     params = {"startDate": window.since.isoformat(), "endDate": window.until.isoformat()}
     path = api.INDEX_HISTORY_PATH.format(id=index.id)
-    return await client.get_pages(path, params, client.settings.page_size, client.settings.max_pages)
+    return await client.get_pages(path, params, SpringPaginator(client.page_size, client.max_pages))
 
 
 def parse(records: Any, index: Index) -> list[Row]:
