@@ -27,6 +27,7 @@ from loguru import logger
 
 from etl import datatypes
 from etl.budget import HostBudget, WorkMeter
+from etl.changes import UnitChange, compare
 from etl.client import ClientConfig, NepseClient, StopRequested
 from etl.datatypes.base import DataType, Unit, rows_to_table  # noqa: F401 - rows_to_table lived here
 from etl.events import CompanyDone, CompanyFailed, TypeEnd, TypeStart, emit
@@ -57,6 +58,8 @@ class TypeResult:
     finished_at: str = ""  # UTC, ISO 8601 with milliseconds: how close together the types finished
     interrupted: bool = False
     errors: list[dict[str, Any]] = field(default_factory=list)
+    first_fetched: int = 0  # units that had no raw file before this run
+    changes: list[dict[str, Any]] = field(default_factory=list)  # UnitChange of each unit whose data changed
 
     def as_dict(self) -> dict[str, Any]:
         result = asdict(self)
@@ -231,7 +234,7 @@ async def _worker(queue: asyncio.Queue[tuple[WorkItem, int]], client: NepseClien
         item, expected = queue.get_nowait()
         work = meter.start(expected)
         try:
-            rows = await fetch_unit(client, data_type, zone, item, job)
+            outcome = await fetch_unit(client, data_type, zone, item, job)
         except StopRequested:
             return
         except FetchError as error:
@@ -240,8 +243,11 @@ async def _worker(queue: asyncio.Queue[tuple[WorkItem, int]], client: NepseClien
             _record_failure(result, item.unit, f"{type(error).__name__}: {error}", 1, client)
         else:
             result.companies_ok += 1
-            result.rows_fetched += rows
-            emit(CompanyDone(type=job.type_name, symbol=item.unit.key, rows=rows,
+            result.rows_fetched += outcome.rows
+            result.first_fetched += outcome.first
+            if outcome.change is not None:
+                result.changes.append(outcome.change.as_dict())
+            emit(CompanyDone(type=job.type_name, symbol=item.unit.key, rows=outcome.rows,
                              requests=client.stats.requests, retries=client.stats.retries))
         finally:
             meter.finish(work)
@@ -255,9 +261,16 @@ def _record_failure(result: TypeResult, unit: Unit, reason: str, attempts: int, 
                        requests=client.stats.requests, retries=client.stats.retries))
 
 
+@dataclass(frozen=True)
+class UnitOutcome:
+    rows: int  # fetched
+    first: bool  # the unit had no file before
+    change: UnitChange | None  # how its data differs from its previous file
+
+
 async def fetch_unit(client: NepseClient, data_type: DataType, zone: RawZone, item: WorkItem,
-                     job: TypeJob) -> int:
-    """Fetch, parse and atomically write one unit's data (a company's, an index's); returns the rows fetched."""
+                     job: TypeJob) -> UnitOutcome:
+    """Fetch, parse and atomically write one unit's data (a company's, an index's)."""
     path = zone.partition_path(data_type.name, item.unit.key)  # check the key before fetching
     records = await data_type.fetch(client, item.unit, item.window)
     fetched_at = datetime.now(timezone.utc).isoformat(timespec="microseconds")
@@ -269,27 +282,39 @@ async def fetch_unit(client: NepseClient, data_type: DataType, zone: RawZone, it
                             "run_id": job.run_id, "job_id": job.job_id}
     # Off the event loop: a stalled loop delays request starts, and the host budget is only as
     # exact as the moment each request really leaves.
-    await asyncio.to_thread(_write_company_file, zone, path, table, meta, item, data_type)
-    return table.num_rows
+    existed, change = await asyncio.to_thread(_write_unit_file, zone, path, table, meta, item, data_type)
+    return UnitOutcome(table.num_rows, not existed, change)
 
 
-def _write_company_file(zone: RawZone, path: Path, table: pa.Table, meta: dict[str, Any], item: WorkItem,
-                        data_type: DataType) -> None:
+def _write_unit_file(zone: RawZone, path: Path, table: pa.Table, meta: dict[str, Any], item: WorkItem,
+                     data_type: DataType) -> tuple[bool, UnitChange | None]:
+    """Write the unit's file; (was there one before, what changed since it)."""
+    existed = path.exists()
+    previous = _read_previous(path) if existed else None
+    change = compare(previous, table, data_type, item.unit.key)
     if data_type.incremental:
-        table, meta = _merge_window(path, table, meta, item, data_type)
+        table, meta = _merge_window(path, previous, table, meta, item, data_type)
     zone.write(path, table, meta)
+    return existed, change
 
 
-def _merge_window(path: Path, new: pa.Table, meta: dict[str, Any], item: WorkItem,
+def _read_previous(path: Path) -> pa.Table | None:
+    try:
+        return pq.read_table(path).replace_schema_metadata(None)
+    except (OSError, pa.ArrowException) as exc:
+        logger.warning(f"could not read the previous {path} ({exc}); replacing it")
+        return None
+
+
+def _merge_window(path: Path, old: pa.Table | None, new: pa.Table, meta: dict[str, Any], item: WorkItem,
                   data_type: DataType) -> tuple[pa.Table, dict]:
-    """Incremental types: the new days join the days already saved, newest fetch winning."""
+    """Incremental types: the new days join the days already saved (`old`), newest fetch winning."""
     date_column = str(data_type.date_column)
     newest = max((day for day in new.column(date_column).to_pylist() if day), default=None)
     meta["covered_from"] = item.window.since.isoformat()
     meta["covered_until"] = covered_until(item.window, newest).isoformat()
-    if path.exists():
+    if old is not None:
         try:
-            old = pq.read_table(path).replace_schema_metadata(None)
             old_meta = read_meta(path) or {}
             if old.schema.equals(new.schema):
                 new = _replace_refetched_keys(old, new, data_type).cast(new.schema)

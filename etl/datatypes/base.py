@@ -210,6 +210,19 @@ def sqlite_type(arrow_type: pa.DataType) -> str:
     return "TEXT"
 
 
+def describe_by(noun: str, label: Callable[[Row], str | None]) -> Callable[[list[Row]], str]:
+    """A `describe_new` naming what is new: 'new dividend 2082/83', '2 new reports (2081/82 Q4, 2082/83 Q1)'."""
+
+    def describe(rows: list[Row]) -> str:
+        labels = sorted({text for row in rows if (text := label(row))})
+        if len(rows) == 1:
+            return f"new {noun} {labels[0]}" if labels else f"new {noun}"
+        shown = ", ".join(labels[:3]) + (", ..." if len(labels) > 3 else "")
+        return f"{len(rows):,} new {noun}s" + (f" ({shown})" if shown else "")
+
+    return describe
+
+
 # ---- parsing helpers shared by the type modules
 
 _SPACES = re.compile(r"\s+")

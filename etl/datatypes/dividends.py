@@ -15,6 +15,7 @@ from etl.datatypes.base import (
     FetchWindow,
     Row,
     clean_text,
+    describe_by,
     first_reason,
     fiscal_year,
     negative,
@@ -94,4 +95,6 @@ DIVIDENDS = DataType(
     contract=contract,
     rules=RULES,
     key_includes_symbol=False,
+    noun="dividend",
+    describe_new=describe_by("dividend", lambda row: row.get("fiscal_year")),
 )

@@ -139,6 +139,7 @@ PRICES = DataType(
     rules=RULES,
     date_column="business_date",
     every_security=True,  # promoter shares trade under their own security ids
+    noun="price day",
 )
 
 __all__ = ["PRICES", "REJECT_REASON"]

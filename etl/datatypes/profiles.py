@@ -78,4 +78,5 @@ PROFILES = DataType(
     fetch=fetch,
     parse=parse,
     contract=contract,
+    noun="profile",
 )

@@ -16,6 +16,7 @@ from etl.datatypes.base import (
     ParseProblem,
     Row,
     clean_text,
+    describe_by,
     first_reason,
     fiscal_year,
     nested,
@@ -118,4 +119,6 @@ REPORTS = DataType(
     fetch=fetch,
     parse=parse,
     contract=contract,
+    noun="report",
+    describe_new=describe_by("report", lambda row: " ".join(filter(None, (row.get("fiscal_year"), row.get("period"))))),
 )
