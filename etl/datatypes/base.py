@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 
-from etl.paging import Paginator
+from etl.paging import Paginator, SpringPaginator
 from etl.payloads import BodyCheck
 
 if TYPE_CHECKING:
@@ -208,6 +208,15 @@ def sqlite_type(arrow_type: pa.DataType) -> str:
     if pa.types.is_floating(arrow_type):
         return "REAL"
     return "TEXT"
+
+
+async def fetch_daily_history(client: Api, path: str, window: FetchWindow,
+                              convert: Callable[[list[Any]], Any] | None = None) -> list[Any]:
+    """Every row of a Spring-paged daily history (a security's prices, an index) in the window, newest first;
+    with `convert` (a type's page converter), its Pages instead."""
+    params = {"startDate": window.since.isoformat(), "endDate": window.until.isoformat()}
+    pages = await client.get_pages(path, params, SpringPaginator(client.page_size, client.max_pages), convert=convert)
+    return pages if convert is None else Pages(pages)
 
 
 def describe_by(noun: str, label: Callable[[Row], str | None]) -> Callable[[list[Row]], str]:

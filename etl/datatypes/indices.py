@@ -23,6 +23,7 @@ from etl.datatypes.base import (
     Scope,
     below,
     clean_text,
+    fetch_daily_history,
     first_reason,
     non_negative,
     parse_each,
@@ -31,7 +32,6 @@ from etl.datatypes.base import (
     to_int,
     to_iso_date,
 )
-from etl.paging import SpringPaginator
 from etl.payloads import check_json_list
 
 if TYPE_CHECKING:
@@ -98,9 +98,7 @@ EACH_INDEX = Scope("indices", "index list", list_indices)
 
 
 async def fetch(client: Api, index: Index, window: FetchWindow) -> list[Any]:
-    params = {"startDate": window.since.isoformat(), "endDate": window.until.isoformat()}
-    path = api.INDEX_HISTORY_PATH.format(id=index.id)
-    return await client.get_pages(path, params, SpringPaginator(client.page_size, client.max_pages))
+    return await fetch_daily_history(client, api.INDEX_HISTORY_PATH.format(id=index.id), window)
 
 
 def parse(records: Any, index: Index) -> list[Row]:

@@ -13,11 +13,11 @@ from etl.datatypes.base import (
     Company,
     DataType,
     FetchWindow,
-    Pages,
     Row,
     Rule,
     any_of,
     below,
+    fetch_daily_history,
     first_reason,
     float_column,
     int_column,
@@ -33,7 +33,6 @@ from etl.datatypes.base import (
     values_text,
 )
 from etl.datatypes.securities import COMPANIES
-from etl.paging import SpringPaginator
 
 if TYPE_CHECKING:
     import polars as pl
@@ -52,10 +51,8 @@ SCHEMA = pa.schema([
 
 
 async def fetch(client: Api, company: Company, window: FetchWindow) -> list[Any]:
-    params = {"startDate": window.since.isoformat(), "endDate": window.until.isoformat()}
-    path = api.PRICE_HISTORY_PATH.format(id=company.security_id)
-    return Pages(await client.get_pages(path, params, SpringPaginator(client.page_size, client.max_pages),
-                                        convert=PRICES.page_converter(company)))
+    return await fetch_daily_history(client, api.PRICE_HISTORY_PATH.format(id=company.security_id), window,
+                                     convert=PRICES.page_converter(company))
 
 
 def parse(records: Any, company: Company) -> list[Row]:
