@@ -198,7 +198,8 @@ async def extract_type(job: TypeJob, budget: HostBudget, stop_requested: Any) ->
     zone = RawZone(job.settings.output)
     result = TypeResult(job.type_name, companies_total=len(job.items) + job.skipped,
                         companies_skipped=job.skipped)
-    emit(TypeStart(type=job.type_name, total=len(job.items), skipped=job.skipped, budget_rps=budget.max_rate))
+    emit(TypeStart(type=job.type_name, total=len(job.items), skipped=job.skipped, budget_rps=budget.max_rate,
+                   units=data_type.scope.name))
     started = time.monotonic()
     budget = budget.member(job.member)
     planned = [(item, expected_requests(item, data_type, job.settings.page_size)) for item in job.items]

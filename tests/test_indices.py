@@ -94,6 +94,7 @@ def test_every_index_lands_exactly(tmp_path: Path, simulator: SimulatorProcess, 
     report = _report(tmp_path / "out")
     assert report["types"]["indices"]["companies_ok"] == len(sim_data.index_list()) == 17
     assert list(report["types"]) == ["indices"]  # the company list was not needed, nor fetched
+    assert "indices: 17 indices to fetch, 0 already complete" in result.stdout
 
 
 def test_a_killed_index_run_resumes_to_the_same_table(tmp_path: Path, simulator: SimulatorProcess,
