@@ -138,7 +138,10 @@ async def _list_scopes(context: RunContext, budget: HostBudget, scopes: list[Sco
 def list_units(context: RunContext, budget: HostBudget, scopes: list[Scope]) -> Units:
     """Each scope's units; a scope that cannot be listed fails only the types over it, unless none could be."""
     units = Units()
-    outcomes = asyncio.run(_list_scopes(context, budget, scopes))
+    try:
+        outcomes = asyncio.run(_list_scopes(context, budget, scopes))
+    except FetchError as error:  # before any listing (completing the TLS chain): every scope fails alike
+        outcomes = {scope.name: error for scope in scopes}
     for scope in scopes:
         outcome = outcomes[scope.name]
         if isinstance(outcome, ListingProblem):
