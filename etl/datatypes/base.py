@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 
-from etl.paging import Paginator, SpringPaginator
+from etl.paging import Paginator, SpringPaginator, StopBefore
 from etl.payloads import BodyCheck
 
 if TYPE_CHECKING:
@@ -213,9 +213,12 @@ def sqlite_type(arrow_type: pa.DataType) -> str:
 async def fetch_daily_history(client: Api, path: str, window: FetchWindow,
                               convert: Callable[[list[Any]], Any] | None = None) -> list[Any]:
     """Every row of a Spring-paged daily history (a security's prices, an index) in the window, newest first;
-    with `convert` (a type's page converter), its Pages instead."""
-    params = {"startDate": window.since.isoformat(), "endDate": window.until.isoformat()}
-    pages = await client.get_pages(path, params, SpringPaginator(client.page_size, client.max_pages), convert=convert)
+    with `convert` (a type's page converter), its Pages instead. Paging stops at the window's first day even
+    where the server ignores startDate."""
+    since = window.since.isoformat()
+    paginator = StopBefore(SpringPaginator(client.page_size, client.max_pages), "businessDate", since)
+    params = {"startDate": since, "endDate": window.until.isoformat()}
+    pages = await client.get_pages(path, params, paginator, convert=convert)
     return pages if convert is None else Pages(pages)
 
 
