@@ -153,7 +153,7 @@ def test_a_scope_that_cannot_be_listed_fails_only_its_types(tmp_path: Path, monk
     from etl.settings import resolve_settings
 
     settings = resolve_settings(["--output", str(tmp_path / "out"), "--types", "prices,indices"])
-    context = pipeline.RunContext(settings, "run-1", RawZone(settings.output), Console())
+    context = pipeline.RunContext(settings, "run-1", zone=RawZone(settings.output), console=Console())
     failure = FetchError("http_5xx", "HTTP 502", status=502)
     outcomes = {"companies": Listing([Company(131, "NABIL")]), "indices": failure}
 
@@ -161,12 +161,13 @@ def test_a_scope_that_cannot_be_listed_fails_only_its_types(tmp_path: Path, monk
         return {scope.name: outcomes[scope.name] for scope in scopes}
 
     monkeypatch.setattr(pipeline, "_list_scopes", fake_listing)
-    scopes = pipeline.scopes_of(settings.selected_types)
+    type_names = pipeline.selected_types(settings)
+    scopes = pipeline.scopes_of(type_names)
     assert [scope.name for scope in scopes] == ["companies", "indices"]
     units = pipeline.list_units(context, None, scopes)
     assert units.by_scope == {"companies": [Company(131, "NABIL")]}
-    assert [plan.type_name for plan in pipeline.plan_types(context, units, None)] == ["prices"]
-    failed = pipeline.unlisted_types(settings.selected_types, units)
+    assert [plan.type_name for plan in pipeline.plan_types(context, type_names, units, None)] == ["prices"]
+    failed = pipeline.unlisted_types(type_names, units)
     assert list(failed) == ["indices"] and "cannot get the index list" in failed["indices"]["errors"][0]["reason"]
 
     outcomes["companies"] = failure
