@@ -21,6 +21,18 @@ PRICE_HISTORY_PATH = "/api/nots/market/history/security/{id}"
 REPORTS_PATH = "/api/nots/application/reports/{id}"
 DIVIDENDS_PATH = "/api/nots/application/dividend/{id}"
 PROFILE_PATH = "/api/nots/security/profile/{id}"
+# Indices (docs/nepse-api-notes.md says where each fact was found). The list is an unpaged array of
+# {id, indexCode, indexName, description, sectorMaster, activeStatus, keyIndexFlag, ...}; each index's
+# daily history is a Spring page of {businessDate, exchangeIndexId, closingIndex, openIndex, highIndex,
+# lowIndex, turnoverValue, turnoverVolume, totalTransaction, absChange, percentageChange,
+# fiftyTwoWeekHigh, fiftyTwoWeekLow}, newest first, under the same auth as every /api/nots call.
+INDEX_LIST_PATH = "/api/nots/index"
+INDEX_HISTORY_PATH = "/api/nots/index/history/{id}"
+# The headline indices' ids; the sector sub-indices are 51-56, 59-61 and 64-67 (the list says which).
+NEPSE_INDEX_ID = 58
+SENSITIVE_INDEX_ID = 57
+FLOAT_INDEX_ID = 62
+SENSITIVE_FLOAT_INDEX_ID = 63
 # The site's own module that computes the token junk positions (the path nepse-api-helper downloads).
 CSS_WASM_PATH = "/assets/prod/css.wasm"
 CSS_WASM_EXPORTS = ("cdx", "rdx", "bdx", "ndx", "mdx")

@@ -23,7 +23,7 @@ def count_noun(count: int, singular: str, plural: str | None = None) -> str:
 
 @dataclass(frozen=True)
 class TypeStart:
-    """A type's process starts: `total` companies to fetch, `skipped` already complete."""
+    """A type's process starts: `total` units (companies, indices) to fetch, `skipped` already complete."""
 
     kind: ClassVar[str] = "type_start"
     level: ClassVar[str] = "INFO"
@@ -31,9 +31,10 @@ class TypeStart:
     total: int
     skipped: int
     budget_rps: float
+    units: str = "companies"  # what the type iterates over: its scope
 
     def describe(self) -> str:
-        return f"{self.total:,} companies to fetch, {self.skipped:,} already complete"
+        return f"{self.total:,} {self.units} to fetch, {self.skipped:,} already complete"
 
 
 @dataclass(frozen=True)

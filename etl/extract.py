@@ -1,9 +1,9 @@
 """Extract: one process per data type, each an aiohttp event loop writing the raw zone.
 
-`run_type_job` is what the pool runs. Workers pull companies off a queue; each company
-is fetched whole (every page), parsed, and written as one atomic Parquet file, or not
-written at all. A company that still fails after the retries is recorded and the run
-goes on.
+`run_type_job` is what the pool runs. Workers pull the units of the type's scope
+(companies, indices) off a queue; each unit is fetched whole (every page), parsed, and
+written as one atomic Parquet file, or not written at all. A unit that still fails after
+the retries is recorded and the run goes on.
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ from loguru import logger
 
 from etl import datatypes
 from etl.budget import HostBudget, WorkMeter
+from etl.changes import UnitChange, compare
 from etl.client import ClientConfig, NepseClient, StopRequested
-from etl.datatypes.base import Company, DataType, rows_to_table  # noqa: F401 - rows_to_table lived here
+from etl.datatypes.base import DataType, Unit, rows_to_table  # noqa: F401 - rows_to_table lived here
 from etl.diskspace import disk_full_message, is_disk_full
 from etl.events import CompanyDone, CompanyFailed, TypeEnd, TypeStart, emit
 from etl.failures import FetchError
@@ -59,6 +60,8 @@ class TypeResult:
     interrupted: bool = False
     errors: list[dict[str, Any]] = field(default_factory=list)
     disk_full: str = ""  # once a write fails for lack of space, no new company starts
+    first_fetched: int = 0  # units that had no raw file before this run
+    changes: list[dict[str, Any]] = field(default_factory=list)  # UnitChange of each unit whose data changed
 
     def as_dict(self) -> dict[str, Any]:
         result = asdict(self)
@@ -161,6 +164,11 @@ def _receive(receiver: Connection) -> dict[str, Any] | None:
 
 def lost_type(name: str, reason: str) -> dict[str, Any]:
     logger.error(f"{name}: {reason}; companies it had finished are saved, re-run to fetch the rest")
+    return type_failure(name, reason)
+
+
+def type_failure(name: str, reason: str) -> dict[str, Any]:
+    """The result of a type that failed as a whole (its process died, its units could not be listed)."""
     return {"type_name": name, "companies_failed": 1,
             "errors": [{"type": name, "symbol": "*", "reason": reason, "attempts": 0}]}
 
@@ -193,7 +201,8 @@ async def extract_type(job: TypeJob, budget: HostBudget, stop_requested: Any) ->
     zone = RawZone(job.settings.output)
     result = TypeResult(job.type_name, companies_total=len(job.items) + job.skipped,
                         companies_skipped=job.skipped)
-    emit(TypeStart(type=job.type_name, total=len(job.items), skipped=job.skipped, budget_rps=budget.max_rate))
+    emit(TypeStart(type=job.type_name, total=len(job.items), skipped=job.skipped, budget_rps=budget.max_rate,
+                   units=data_type.scope.name))
     started = time.monotonic()
     budget = budget.member(job.member)
     planned = [(item, expected_requests(item, data_type, job.settings.page_size)) for item in job.items]
@@ -216,7 +225,7 @@ async def extract_type(job: TypeJob, budget: HostBudget, stop_requested: Any) ->
     if result.disk_full and not queue.empty():
         left = queue.qsize()
         result.companies_failed += left - 1  # one line for them all, not one per company
-        _record_failure(result, Company(0, "*"), f"not started ({left} companies): {result.disk_full}", 0, client)
+        _record_failure(result, Unit(0, "*"), f"not started ({left} companies): {result.disk_full}", 0, client)
     result.requests, result.retries = stats.requests, stats.retries
     result.throttle_events, result.auth_calls = stats.throttle_events, stats.auth_calls
     result.elapsed_s = time.monotonic() - started
@@ -233,72 +242,95 @@ async def _worker(queue: asyncio.Queue[tuple[WorkItem, int]], client: NepseClien
         item, expected = queue.get_nowait()
         work = meter.start(expected)
         try:
-            rows = await fetch_company(client, data_type, zone, item, job)
+            outcome = await fetch_unit(client, data_type, zone, item, job)
         except StopRequested:
             return
         except FetchError as error:
-            _record_failure(result, item.company, error.detail, error.attempts, client, error.outcome)
+            _record_failure(result, item.unit, error.detail, error.attempts, client, error.outcome)
         except OSError as error:
             if is_disk_full(error):
                 result.disk_full = disk_full_message(zone.root)
-                _record_failure(result, item.company, result.disk_full, 1, client)
+                _record_failure(result, item.unit, result.disk_full, 1, client)
             else:
-                _record_failure(result, item.company, f"{type(error).__name__}: {error}", 1, client)
+                _record_failure(result, item.unit, f"{type(error).__name__}: {error}", 1, client)
         except (UnsafeSymbol, pa.ArrowException, ValueError, TypeError, KeyError) as error:
-            _record_failure(result, item.company, f"{type(error).__name__}: {error}", 1, client)
+            _record_failure(result, item.unit, f"{type(error).__name__}: {error}", 1, client)
         else:
             result.companies_ok += 1
-            result.rows_fetched += rows
-            emit(CompanyDone(type=job.type_name, symbol=item.company.symbol, rows=rows,
+            result.rows_fetched += outcome.rows
+            result.first_fetched += outcome.first
+            if outcome.change is not None:
+                result.changes.append(outcome.change.as_dict())
+            emit(CompanyDone(type=job.type_name, symbol=item.unit.key, rows=outcome.rows,
                              requests=client.stats.requests, retries=client.stats.retries))
         finally:
             meter.finish(work)
 
 
-def _record_failure(result: TypeResult, company: Company, reason: str, attempts: int, client: NepseClient,
+def _record_failure(result: TypeResult, unit: Unit, reason: str, attempts: int, client: NepseClient,
                     outcome: str | None = None) -> None:
     """`outcome`: the failure table's key, whose advice the summary gives once per cause."""
     result.companies_failed += 1
-    result.errors.append({"type": result.type_name, "symbol": company.symbol, "reason": reason,
+    result.errors.append({"type": result.type_name, "symbol": unit.key, "reason": reason,
                           "attempts": attempts, "outcome": outcome})
-    emit(CompanyFailed(type=result.type_name, symbol=company.symbol, reason=reason, attempts=attempts,
+    emit(CompanyFailed(type=result.type_name, symbol=unit.key, reason=reason, attempts=attempts,
                        requests=client.stats.requests, retries=client.stats.retries))
 
 
-async def fetch_company(client: NepseClient, data_type: DataType, zone: RawZone, item: WorkItem,
-                        job: TypeJob) -> int:
-    """Fetch, parse and atomically write one company's data; returns the rows fetched."""
-    path = zone.partition_path(data_type.name, item.company.symbol)  # check the symbol before fetching
-    records = await data_type.fetch(client, item.company, item.window)
+@dataclass(frozen=True)
+class UnitOutcome:
+    rows: int  # fetched
+    first: bool  # the unit had no file before
+    change: UnitChange | None  # how its data differs from its previous file
+
+
+async def fetch_unit(client: NepseClient, data_type: DataType, zone: RawZone, item: WorkItem,
+                     job: TypeJob) -> UnitOutcome:
+    """Fetch, parse and atomically write one unit's data (a company's, an index's)."""
+    path = zone.partition_path(data_type.name, item.unit.key)  # check the key before fetching
+    records = await data_type.fetch(client, item.unit, item.window)
     fetched_at = datetime.now(timezone.utc).isoformat(timespec="microseconds")
-    table = data_type.to_table(records, item.company, fetched_at)
+    table = data_type.to_table(records, item.unit, fetched_at)
     del records  # the decoded JSON is the largest thing this process holds
-    meta: dict[str, Any] = {"type": data_type.name, "symbol": item.company.symbol,
-                            "security_id": item.company.security_id, "fetched_at": fetched_at,
+    # "security_id" is the unit's id (an index id for indices): the key stays for files already written.
+    meta: dict[str, Any] = {"type": data_type.name, "symbol": item.unit.key,
+                            "security_id": item.unit.id, "fetched_at": fetched_at,
                             "run_id": job.run_id, "job_id": job.job_id}
     # Off the event loop: a stalled loop delays request starts, and the host budget is only as
     # exact as the moment each request really leaves.
-    await asyncio.to_thread(_write_company_file, zone, path, table, meta, item, data_type)
-    return table.num_rows
+    existed, change = await asyncio.to_thread(_write_unit_file, zone, path, table, meta, item, data_type)
+    return UnitOutcome(table.num_rows, not existed, change)
 
 
-def _write_company_file(zone: RawZone, path: Path, table: pa.Table, meta: dict[str, Any], item: WorkItem,
-                        data_type: DataType) -> None:
+def _write_unit_file(zone: RawZone, path: Path, table: pa.Table, meta: dict[str, Any], item: WorkItem,
+                     data_type: DataType) -> tuple[bool, UnitChange | None]:
+    """Write the unit's file; (was there one before, what changed since it)."""
+    existed = path.exists()
+    previous = _read_previous(path) if existed else None
+    change = compare(previous, table, data_type, item.unit.key)
     if data_type.incremental:
-        table, meta = _merge_window(path, table, meta, item, data_type)
+        table, meta = _merge_window(path, previous, table, meta, item, data_type)
     zone.write(path, table, meta)
+    return existed, change
 
 
-def _merge_window(path: Path, new: pa.Table, meta: dict[str, Any], item: WorkItem,
+def _read_previous(path: Path) -> pa.Table | None:
+    try:
+        return pq.read_table(path).replace_schema_metadata(None)
+    except (OSError, pa.ArrowException) as exc:
+        logger.warning(f"could not read the previous {path} ({exc}); replacing it")
+        return None
+
+
+def _merge_window(path: Path, old: pa.Table | None, new: pa.Table, meta: dict[str, Any], item: WorkItem,
                   data_type: DataType) -> tuple[pa.Table, dict]:
-    """Incremental types: the new days join the days already saved, newest fetch winning."""
+    """Incremental types: the new days join the days already saved (`old`), newest fetch winning."""
     date_column = str(data_type.date_column)
     newest = max((day for day in new.column(date_column).to_pylist() if day), default=None)
     meta["covered_from"] = item.window.since.isoformat()
     meta["covered_until"] = covered_until(item.window, newest).isoformat()
-    if path.exists():
+    if old is not None:
         try:
-            old = pq.read_table(path).replace_schema_metadata(None)
             old_meta = read_meta(path) or {}
             if old.schema.equals(new.schema):
                 new = _replace_refetched_keys(old, new, data_type).cast(new.schema)

@@ -84,6 +84,35 @@ class SpringPaginator:
         return content
 
 
+class StopBefore:
+    """A newest-first daily history: no page after one that reaches a day before `since`.
+
+    For a server that ignores the window's startDate (not established for every NEPSE history
+    endpoint, see docs/nepse-api-notes.md): a daily run then reads one page, not the whole history.
+    """
+
+    def __init__(self, inner: Paginator, date_field: str, since: str) -> None:
+        self.inner = inner
+        self.date_field = date_field
+        self.since = since
+        self.reached = False
+
+    @property
+    def pages_left(self) -> int | None:
+        return 0 if self.reached else self.inner.pages_left
+
+    def next_request(self) -> dict[str, Any] | None:
+        return None if self.reached else self.inner.next_request()
+
+    def update(self, page: Any) -> list[Any]:
+        rows = self.inner.update(page)
+        days = [row[self.date_field][:10] for row in rows
+                if isinstance(row, dict) and isinstance(row.get(self.date_field), str)]
+        if days and min(days) < self.since:
+            self.reached = True
+        return rows
+
+
 def _whole(body: dict[str, Any], key: str, default: int | None) -> Any:
     """A page's metadata number; missing or null gives `default`, anything else not a whole number is
     a malformed page."""

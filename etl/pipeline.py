@@ -25,19 +25,13 @@ from rich.console import Console
 from etl import datatypes, tls, wasm_auth
 from etl.budget import HostBudget, StateDirError, ledger_path
 from etl.client import ClientConfig, NepseClient
-from etl.datatypes.base import Company, DataType, rows_to_table
-from etl.datatypes.securities import (
-    SECURITIES,
-    active_companies,
-    fetch_security_list,
-    parse_security_list,
-    symbol_conflicts,
-)
+from etl.datatypes.base import DataType, ListingProblem, Scope, Unit, rows_to_table
+from etl.datatypes.securities import SECURITIES
 from etl.diskspace import disk_full_message, is_disk_full
 from etl.errors import DatabaseNotUsable, DiskFull
 from etl.eventlog import EventRecorder, events_path
 from etl.events import HostRate, emit
-from etl.extract import ExtractPool, TypeJob
+from etl.extract import ExtractPool, TypeJob, type_failure
 from etl.failures import FetchError, advice_for
 from etl.logs import LogHub, LogRecord, configure_parent_logging
 from etl.plan import ResumeState, TypePlan, expected_requests, job_fingerprint, plan_type
@@ -98,97 +92,113 @@ def output_lock(output: Path) -> Iterator[None]:
         handle.close()
 
 
-# ---- the company list
+# ---- listing the units: each scope the selected types iterate over, listed once by the parent
 
 
-async def _fetch_company_list(context: RunContext, budget: HostBudget, with_security_list: bool,
-                              ) -> tuple[Any, Any]:
-    """(the company list, the security list or None)."""
+@dataclass
+class Units:
+    by_scope: dict[str, list[Unit]] = field(default_factory=dict)
+    extras: dict[str, list[Unit]] = field(default_factory=dict)  # only for types that take every security
+    problems: dict[str, str] = field(default_factory=dict)  # scope -> why it could not be listed
+
+    def of(self, data_type: DataType) -> list[Unit]:
+        scope = data_type.scope.name
+        return self.by_scope[scope] + (self.extras.get(scope, []) if data_type.every_security else [])
+
+    def keys(self) -> dict[str, list[Unit]]:
+        """Every unit of each scope, extras included: what identifies the job for resuming."""
+        return {scope: listed + self.extras.get(scope, []) for scope, listed in self.by_scope.items()}
+
+
+def scopes_of(type_names: tuple[str, ...]) -> list[Scope]:
+    """The scopes the selected types iterate over, in the order the types were named."""
+    scopes: dict[str, Scope] = {}
+    for name in type_names:
+        scope = datatypes.get(name).scope
+        if scope.list_units is not None:
+            scopes.setdefault(scope.name, scope)
+    return list(scopes.values())
+
+
+async def _list_scopes(context: RunContext, budget: HostBudget, scopes: list[Scope]) -> dict[str, Any]:
+    """scope name -> its Listing, or the FetchError or ListingProblem that stopped it."""
+    outcomes: dict[str, Any] = {}
     await tls.complete_chain(context.settings, budget)
     async with NepseClient(ClientConfig.from_settings(context.settings), budget) as client:
         try:
             context.token_scheme = await wasm_auth.prepare(client, context.settings.output)
             client.use_token_scheme(context.token_scheme)
-            companies = await SECURITIES.fetch(client, None, None)  # type: ignore[arg-type]
-            if not with_security_list:
-                return companies, None
-            try:
-                return companies, await fetch_security_list(client)
-            except FetchError as error:
-                raise HostProblem(f"cannot get NEPSE's security list (for --include-promoter) from "
-                                  f"{context.settings.base_url}: {error.describe()}. Run without "
-                                  "--include-promoter, or try again later") from None
+            for scope in scopes:
+                assert scope.list_units is not None
+                try:
+                    outcomes[scope.name] = await scope.list_units(client, context.settings)
+                except (FetchError, ListingProblem) as error:
+                    outcomes[scope.name] = error
         finally:
             context.company_list_requests = client.stats.requests
+    return outcomes
 
 
-def fetch_universe(context: RunContext, budget: HostBudget, type_names: tuple[str, ...],
-                   ) -> tuple[list[Company], list[Company]]:
-    """(the companies every type fetches; with --include-promoter, the listed securities the company
-    list lacks, which only types that take every security fetch)."""
-    settings = context.settings
-    host = settings.base_url
-    wants_security_list = settings.include_promoter and any(
-        datatypes.get(name).every_security for name in type_names)
+def list_units(context: RunContext, budget: HostBudget, scopes: list[Scope]) -> Units:
+    """Each scope's units; a scope that cannot be listed fails only the types over it, unless none could be."""
+    units = Units()
     try:
-        records, security_records = asyncio.run(_fetch_company_list(context, budget, wants_security_list))
-    except FetchError as error:
-        if error.outcome == "tls_error":
-            raise ConfigError(error.detail) from None
-        fallback = context.token_scheme.reason
-        if error.refused_auth and fallback:
-            raise HostProblem(f"cannot authenticate with {host}: {fallback}, so the built-in token formula was "
-                              f"used, and every token it cleaned was refused (HTTP {error.status}, {error.attempts} "
-                              "attempts); NEPSE has likely changed how it scrambles tokens: re-run when css.wasm can "
-                              "be fetched") from None
-        raise HostProblem(f"cannot get the company list from {host}: {error.describe()}; "
-                          f"{advice_for(error.outcome)}") from None
-    rows = SECURITIES.parse(records, None)  # type: ignore[arg-type]
-    if not rows:  # before the saved list is replaced: an empty answer says nothing about the listings
-        raise HostProblem(f"the company list from {host} is empty: nothing to fetch (the list saved before is "
-                          "kept). Check --base-url; if it is NEPSE's, try again later")
-    extra_rows = [] if security_records is None else parse_security_list(security_records, rows)
-    for conflict in symbol_conflicts(rows):
-        logger.warning(conflict.describe())
+        outcomes = asyncio.run(_list_scopes(context, budget, scopes))
+    except FetchError as error:  # before any listing (completing the TLS chain): every scope fails alike
+        outcomes = {scope.name: error for scope in scopes}
+    for scope in scopes:
+        outcome = outcomes[scope.name]
+        if isinstance(outcome, ListingProblem):
+            units.problems[scope.name] = str(outcome)
+            continue
+        if isinstance(outcome, FetchError):
+            if outcome.outcome == "tls_error":
+                raise ConfigError(outcome.detail) from None
+            units.problems[scope.name] = _listing_problem(context, scope, outcome)
+            continue
+        if outcome.rows is not None and scope.listing_type:
+            _keep_listing(context, scope.listing_type, outcome.rows)
+        units.by_scope[scope.name] = outcome.units
+        units.extras[scope.name] = outcome.extras
+    if units.problems and not units.by_scope:
+        raise HostProblem("; ".join(units.problems.values()))
+    return units
+
+
+def _listing_problem(context: RunContext, scope: Scope, error: FetchError) -> str:
+    host = context.settings.base_url
+    fallback = context.token_scheme.reason
+    if error.refused_auth and fallback:
+        return (f"cannot authenticate with {host}: {fallback}, so the built-in token formula was used, and every "
+                f"token it cleaned was refused (HTTP {error.status}, {error.attempts} attempts); NEPSE has likely "
+                "changed how it scrambles tokens: re-run when css.wasm can be fetched")
+    return f"cannot get the {scope.list_name} from {host}: {error.describe()}; {advice_for(error.outcome)}"
+
+
+def _keep_listing(context: RunContext, data_type: DataType, rows: list[dict]) -> None:
+    """A listing that is a type's data (the company list is the securities table) goes to the raw zone."""
     fetched_at = datetime.now(timezone.utc).isoformat(timespec="microseconds")
-    context.zone.write(context.zone.securities_path, rows_to_table(rows + extra_rows, SECURITIES, fetched_at),
-                       {"type": "securities", "fetched_at": fetched_at, "run_id": context.run_id})
-    extras = [company for company in active_companies(extra_rows)
-              if not settings.symbols or company.symbol in settings.symbols][: settings.limit]
-    if extras:
-        logger.info(f"--include-promoter: {len(extras):,} listed securities the company list lacks "
-                    f"(e.g. {', '.join(company.symbol for company in extras[:3])}) added to the price backfill")
-    return select_universe(active_companies(rows), rows, settings, {company.symbol for company in extras}), extras
+    context.zone.write(context.zone.single_path(data_type.name), rows_to_table(rows, data_type, fetched_at),
+                       {"type": data_type.name, "fetched_at": fetched_at, "run_id": context.run_id})
 
 
-def select_universe(active: list[Company], all_rows: list[dict], settings: Settings,
-                    elsewhere: set[str] | None = None) -> list[Company]:
-    """The companies every type fetches; `elsewhere`: symbols asked for that only the security list has."""
-    universe = active
-    if settings.symbols:
-        wanted = [symbol for symbol in settings.symbols if symbol not in (elsewhere or set())]
-        by_symbol = {company.symbol: company for company in active}
-        listed = {row.get("symbol") for row in all_rows}
-        unknown = [symbol for symbol in wanted if symbol not in listed]
-        if unknown:
-            raise ConfigError(f"unknown symbol {', '.join(unknown)}: not in NEPSE's company list; check the "
-                              "spelling (symbols are matched without surrounding spaces); promoter shares "
-                              "need --include-promoter")
-        inactive = [symbol for symbol in wanted if symbol not in by_symbol]
-        if inactive:
-            logger.warning(f"{', '.join(inactive)} not active (delisted or suspended); fetching anyway")
-            rows_by_symbol = {row["symbol"]: row for row in all_rows if row.get("symbol")}
-            for symbol in inactive:
-                row = rows_by_symbol[symbol]
-                by_symbol[symbol] = Company(row["security_id"], symbol, row.get("company_name") or "")
-        universe = [by_symbol[symbol] for symbol in wanted]
-    if settings.limit is not None:
-        universe = universe[: settings.limit]
-    return universe
+def plan_types(context: RunContext, type_names: tuple[str, ...], units: Units,
+               resume_job: str | None) -> list[TypePlan]:
+    """A plan for each selected type whose scope could be listed."""
+    selected = [datatypes.get(name) for name in type_names]
+    return [plan_type(data_type, units.of(data_type), context.zone, context.settings, resume_job)
+            for data_type in selected if data_type.scope.name in units.by_scope]
 
 
-def universe_of(data_type: DataType, companies: list[Company], extras: list[Company]) -> list[Company]:
-    return companies + extras if data_type.every_security else companies
+def unlisted_types(type_names: tuple[str, ...], units: Units) -> dict[str, dict[str, Any]]:
+    """The failure of each type whose scope could not be listed."""
+    failed: dict[str, dict[str, Any]] = {}
+    for name in type_names:
+        problem = units.problems.get(datatypes.get(name).scope.name)
+        if problem is not None:
+            logger.error(f"{name}: {problem}; re-run later to fetch it")
+            failed[name] = type_failure(name, problem)
+    return failed
 
 
 # ---- dry run
@@ -213,11 +223,13 @@ def print_plan(console: Console, plans: list[TypePlan], settings: Settings, resu
     console.print(f"Dry run: price window {since} to {until}; host budget {settings.max_rps:g} req/s"
                   + ("; resuming an interrupted run" if resuming else ""))
     for plan in plans:
-        console.print(f"  {plan.type_name}: {len(plan.items):,} companies to fetch, {len(plan.skipped):,} "
+        units = datatypes.get(plan.type_name).scope.name
+        console.print(f"  {plan.type_name}: {len(plan.items):,} {units} to fetch, {len(plan.skipped):,} "
                       f"already complete, ~{_calls_for(plan, settings):,} calls")
     calls, seconds = estimate(plans, settings)
+    listings = " and ".join(scope.list_name for scope in scopes_of(tuple(plan.type_name for plan in plans)))
     console.print(f"Total: ~{calls:,} calls, about {timedelta(seconds=round(seconds))} at the current budget. "
-                  "Nothing was fetched but the company list.")
+                  f"Nothing was fetched but the {listings}.")
 
 
 # ---- extract
@@ -414,29 +426,29 @@ def open_budget(settings: Settings, ctx: multiprocessing.context.BaseContext) ->
 def _extract_stage(context: RunContext, hub: LogHub, ctx: multiprocessing.context.BaseContext, budget: HostBudget,
                    state: ResumeState, type_names: tuple[str, ...]
                    ) -> tuple[dict[str, dict[str, Any]], str] | dict | None:
-    """Company list, plan, extract: (results, job id), or a failed run's report, or None after a dry run."""
+    """The lists of units, plan, extract: (results, job id), or a failed run's report, or None after a dry run."""
     settings = context.settings
     removed = context.zone.remove_leftovers()
     if removed:
         logger.info(f"removed {removed} temporary files left by an interrupted run")
     try:
-        universe, extras = fetch_universe(context, budget, type_names)
+        units = list_units(context, budget, scopes_of(type_names))
     except HostProblem as problem:
         logger.error(str(problem))
         return build_report(context, {}, {}, 0, type_names, fatal_error=str(problem))
-    fingerprint = job_fingerprint(settings, universe + extras)
+    fingerprint = job_fingerprint(settings, units.keys())
     if settings.dry_run:
         current = state.read() or {}
         resume_job = current.get("job_id") if current.get("fingerprint") == fingerprint else None
-        plans = [plan_type(datatypes.get(n), universe_of(datatypes.get(n), universe, extras), context.zone,
-                           settings, resume_job) for n in type_names]
-        print_plan(context.console, plans, settings, resume_job is not None)
+        print_plan(context.console, plan_types(context, type_names, units, resume_job), settings,
+                   resume_job is not None)
         return None
     job_id, resuming = state.begin(fingerprint, context.run_id)
     if resuming:
-        logger.info(f"resuming job {job_id}: companies it completed are skipped")
+        logger.info(f"resuming job {job_id}: what it completed is skipped")
         if not settings.quiet:
             context.console.print("Resuming the interrupted run: companies it already completed are skipped.")
-    plans = [plan_type(datatypes.get(name), universe_of(datatypes.get(name), universe, extras), context.zone,
-                       settings, job_id if resuming else None) for name in type_names]
-    return run_extract(context, plans, budget, hub, ctx, job_id), job_id
+    plans = plan_types(context, type_names, units, job_id if resuming else None)
+    extract = run_extract(context, plans, budget, hub, ctx, job_id)
+    extract.update(unlisted_types(type_names, units))
+    return extract, job_id

@@ -1,9 +1,9 @@
-"""What each data type must fetch this run: incremental price windows and resume.
+"""What each data type must fetch this run: incremental windows and resume.
 
-A raw file's metadata says what it covers. Prices fetch only the days after the
-newest one covered; other types are refetched each run, except when resuming an
-interrupted run (same universe, window and options), where a company whose file that
-run already wrote is skipped.
+A raw file's metadata says what it covers. Incremental types (prices, indices) fetch
+only the days after the newest one covered; other types are refetched each run, except
+when resuming an interrupted run (same units, window and options), where a unit whose
+file that run already wrote is skipped.
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from etl.datatypes.base import Company, DataType, FetchWindow
+from etl.datatypes.base import DataType, FetchWindow, Unit
 from etl.rawzone import PartitionInfo, RawZone
 from etl.settings import Settings, nepal_today
 
 
 @dataclass(frozen=True)
 class WorkItem:
-    company: Company
+    unit: Unit
     window: FetchWindow
 
 
@@ -46,14 +46,14 @@ class TypePlan:
         return len(self.items) + len(self.skipped)
 
 
-def job_fingerprint(settings: Settings, universe: list[Company]) -> str:
-    """What makes two invocations 'the same command' for resuming."""
+def job_fingerprint(settings: Settings, units: dict[str, list[Unit]]) -> str:
+    """What makes two invocations 'the same command' for resuming (`units`: each scope's units)."""
     since, until = settings.window
     # The demo simulator listens on a new port each run; what identifies it is its seed and size.
     source = f"demo:{settings.demo_seed}:{settings.demo_companies}" if settings.demo else settings.base_url
     identity = {
         "source": source,
-        "symbols": [company.symbol for company in universe],
+        "units": {scope: [unit.key for unit in listed] for scope, listed in sorted(units.items())},
         "since": since.isoformat(),
         "until": until.isoformat(),
         "full": settings.full,
@@ -97,7 +97,7 @@ def covered_until(window: FetchWindow, newest_row: str | None, today: date | Non
     return settled
 
 
-def _price_window(info: PartitionInfo | None, settings: Settings) -> FetchWindow | None:
+def _incremental_window(info: PartitionInfo | None, settings: Settings) -> FetchWindow | None:
     since, until = settings.window
     if info is None or settings.full:
         return FetchWindow(since, until)
@@ -109,20 +109,21 @@ def _price_window(info: PartitionInfo | None, settings: Settings) -> FetchWindow
     return FetchWindow(start, until) if start <= until else None
 
 
-def plan_type(data_type: DataType, universe: list[Company], zone: RawZone, settings: Settings,
+def plan_type(data_type: DataType, units: list[Unit], zone: RawZone, settings: Settings,
               resume_job: str | None) -> TypePlan:
+    """The units of the type's scope still to fetch, each with its window."""
     infos = zone.partition_infos(data_type.name)
     since, until = settings.window
     plan = TypePlan(data_type.name)
-    for company in universe:
-        info = infos.get(company.symbol)
+    for unit in units:
+        info = infos.get(unit.key)
         done_by_job = resume_job is not None and info is not None and info.meta.get("job_id") == resume_job
         if done_by_job:
-            plan.skipped.append(company.symbol)
+            plan.skipped.append(unit.key)
             continue
-        window = _price_window(info, settings) if data_type.incremental else FetchWindow(since, until)
+        window = _incremental_window(info, settings) if data_type.incremental else FetchWindow(since, until)
         if window is None:
-            plan.skipped.append(company.symbol)
+            plan.skipped.append(unit.key)
         else:
-            plan.items.append(WorkItem(company, window))
+            plan.items.append(WorkItem(unit, window))
     return plan

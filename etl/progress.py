@@ -34,6 +34,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from etl.changes import summary_lines
 from etl.events import (
     CompanyDone,
     CompanyFailed,
@@ -510,6 +511,8 @@ def render_summary(report: Mapping[str, Any], console: Console) -> None:
         _say(console, _headline(name, stats))
     _print_table(console, _summary_table(types))
     for line in _failure_lines(report):
+        _say(console, line)
+    for line in summary_lines(types):
         _say(console, line)
     for title, key in (("Database", "database"), ("Run report", "report_path"), ("Log", "log_path")):
         _say(console, f"{title}: {report.get(key) or '-'}")

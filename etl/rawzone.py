@@ -72,9 +72,13 @@ class RawZone:
     def partition_path(self, type_name: str, symbol: str) -> Path:
         return self.type_dir(type_name) / f"symbol={encode_symbol(symbol)}" / PART_NAME
 
+    def single_path(self, type_name: str) -> Path:
+        """The one file of a one-call type (the company list)."""
+        return self.type_dir(type_name) / f"{type_name}.parquet"
+
     @property
     def securities_path(self) -> Path:
-        return self.type_dir(SECURITIES) / "securities.parquet"
+        return self.single_path(SECURITIES)
 
     # ---- writing
 
@@ -109,9 +113,10 @@ class RawZone:
     # ---- reading
 
     def files(self, type_name: str) -> list[Path]:
-        """Every raw file of a type: the company list is one file, the others one per company."""
-        if type_name == SECURITIES:
-            return [self.securities_path] if self.securities_path.exists() else []
+        """Every raw file of a type: one file for a one-call type (the company list), else one per unit."""
+        single = self.single_path(type_name)
+        if single.exists():
+            return [single]
         return list(self.partitions(type_name))
 
     def partitions(self, type_name: str) -> Iterator[Path]:

@@ -167,8 +167,8 @@ class SettingSpec:
 
 SPECS: tuple[SettingSpec, ...] = (
     # What to fetch
-    SettingSpec("types", parse_types, "data types to fetch, comma separated", "what to fetch", metavar="LIST",
-                default="every type", example="prices,reports,dividends,profiles"),
+    SettingSpec("types", parse_types, "data types to fetch, comma separated: prices, reports, dividends, profiles, "
+                "indices", "what to fetch", metavar="LIST", default="every type", example="prices,indices"),
     SettingSpec("symbols", parse_symbols, "only these symbols, comma separated", "what to fetch", metavar="LIST",
                 default="every active company", example="NABIL,ADBL"),
     SettingSpec("limit", parse_positive_int, "only the first N companies of the universe", "what to fetch",
@@ -188,7 +188,7 @@ SPECS: tuple[SettingSpec, ...] = (
                 is_switch=True),
     SettingSpec("extract_only", parse_bool, "only fetch into the raw zone; do not load SQLite", "stages",
                 is_switch=True),
-    SettingSpec("dry_run", parse_bool, "fetch only the company list; print the plan and the estimated time",
+    SettingSpec("dry_run", parse_bool, "fetch only the company and index lists; print the plan and the estimated time",
                 "stages", is_switch=True),
     SettingSpec("report_only", parse_bool, "only write output/report.html from the database and the last run; "
                 "fetch and load nothing", "stages", is_switch=True),
@@ -232,8 +232,8 @@ SPECS: tuple[SettingSpec, ...] = (
                 "locked file per API host)", "politeness", metavar="DIR",
                 default="$XDG_CACHE_HOME/nepse-etl, else ~/.cache/nepse-etl", example="~/.cache/nepse-etl"),
     # Guards against a broken server, and internals
-    SettingSpec("page_size", parse_positive_int, "price rows asked per page (500 is the most NEPSE is known to "
-                "accept)", "limits", metavar="N"),
+    SettingSpec("page_size", parse_positive_int, "rows asked per page of a daily history, prices or indices (500 "
+                "is the most NEPSE is known to accept)", "limits", metavar="N"),
     SettingSpec("max_pages", parse_positive_int, "most pages read for one company before giving up", "limits",
                 metavar="N"),
     SettingSpec("max_body_mb", parse_positive_float, "largest response body accepted, in MB", "limits",
@@ -373,9 +373,9 @@ def package_version() -> str:
         return "unknown (not installed)"
 
 
-DESCRIPTION = ("Backfill NEPSE daily prices, financial reports, dividends and company profiles into SQLite, "
-               "politely and resumably. Every option can also be set as a NEPSE_* variable in the environment "
-               "or in .env (flags win over the environment, which wins over .env).")
+DESCRIPTION = ("Backfill NEPSE daily prices, financial reports, dividends, company profiles and index history into "
+               "SQLite, politely and resumably. Every option can also be set as a NEPSE_* variable in the "
+               "environment or in .env (flags win over the environment, which wins over .env).")
 
 
 def build_arg_parser(prog: str | None = None) -> argparse.ArgumentParser:

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Check that a backfill produced a sane database: every table present and populated, and a clean last run.
+"""Check that a backfill produced a sane database: every table present and populated, the NEPSE index
+among the indices, and a clean last run.
 
 A company that never traded has no price row (most debentures, as on the real market), so prices are
 checked through the run itself: the newest run in `runs` fetched every company of every type, none failed,
@@ -19,7 +20,10 @@ CHECKS = {
     "reports": "SELECT count(DISTINCT symbol) FROM reports",
     "dividends": "SELECT count(DISTINCT symbol) FROM dividends",
     "profiles": "SELECT count(DISTINCT symbol) FROM profiles",
+    "indices": "SELECT count(DISTINCT index_id) FROM indices",
 }
+NOT_PER_COMPANY = ("securities", "indices")  # tables whose count is not bounded by the companies of the run
+NEPSE_INDEX_ID = 58  # etl.api.NEPSE_INDEX_ID; this script reads the database only
 # Types fetched once per company of the run: each must have done exactly --companies of them.
 PER_COMPANY = ("prices", "reports", "dividends", "profiles")
 
@@ -29,7 +33,7 @@ def table_problems(connection: sqlite3.Connection, companies: int) -> list[str]:
     for table, query in CHECKS.items():
         count = connection.execute(query).fetchone()[0]
         print(f"{table}: {count}")
-        if count == 0 or count > max(companies, 1) and table != "securities":
+        if count == 0 or count > max(companies, 1) and table not in NOT_PER_COMPANY:
             problems.append(f"{table}: {count}")
         elif table == "profiles" and count != companies:
             problems.append(f"profiles: {count} of {companies} companies")
@@ -38,6 +42,10 @@ def table_problems(connection: sqlite3.Connection, companies: int) -> list[str]:
     ).fetchone()[0]
     if duplicates:
         problems.append(f"prices: {duplicates} duplicate keys")
+    nepse_days = connection.execute("SELECT count(*) FROM indices WHERE index_id = ?", (NEPSE_INDEX_ID,)).fetchone()[0]
+    print(f"NEPSE index days: {nepse_days}")
+    if nepse_days == 0:
+        problems.append("indices: no day of the NEPSE index")
     return problems
 
 

@@ -72,7 +72,7 @@ def table_rows(db: Path, table: str) -> list[tuple]:
         connection.close()
 
 
-DATA_TABLES = ("securities", "prices", "reports", "dividends", "profiles")
+DATA_TABLES = ("securities", "prices", "reports", "dividends", "profiles", "indices")
 
 
 def database_content(db: Path) -> dict[str, list[tuple]]:

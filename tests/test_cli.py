@@ -72,7 +72,7 @@ def test_on_a_terminal_shows_live_bars_and_the_summary(tmp_path: Path, simulator
                                "--output", str(tmp_path / "out"), *FAST], tmp_path)
     assert code == 0, screen
     assert "\x1b[" in screen  # drawn in place with terminal control codes
-    for name in ("prices", "reports", "dividends", "profiles"):
+    for name in ("prices", "reports", "dividends", "profiles", "indices"):
         assert name in screen
     assert "req/s" in screen
     assert "Exit code: 0 (success)" in screen
@@ -90,6 +90,7 @@ def test_off_a_terminal_prints_plain_progress_lines(tmp_path: Path, simulator: S
     assert "\x1b[" not in result.stdout
     for name in ("prices", "reports", "dividends", "profiles"):
         assert re.search(rf"^{name} \[3/3\] \S+ done \(\d+ records?\)$", result.stdout, re.MULTILINE)
+    assert re.search(r"^indices \[17/17\] [A-Z]+ done \(\d+ records\)$", result.stdout, re.MULTILINE)
     assert re.search(r"^Prices: [\d,]+ new records, 0 skipped, 0 errors$", result.stdout, re.MULTILINE)
     logs = list((tmp_path / "out" / "logs").glob("*.log"))
     assert len(logs) == 1
@@ -113,7 +114,7 @@ def test_verbose_shows_debug_lines(tmp_path: Path, simulator: SimulatorProcess, 
     assert "DEBUG" in result.stdout
 
 
-def test_dry_run_fetches_only_the_company_list(tmp_path: Path, sim_data: SimData) -> None:
+def test_dry_run_fetches_only_the_company_and_index_lists(tmp_path: Path, sim_data: SimData) -> None:
     with SimulatorProcess(SimConfig(seed=SEED, n_companies=120)) as simulator:
         result = run_cli("--base-url", simulator.base_url, "--limit", "20", "--dry-run",
                          "--output", str(tmp_path / "out"), cwd=tmp_path)
@@ -121,7 +122,9 @@ def test_dry_run_fetches_only_the_company_list(tmp_path: Path, sim_data: SimData
     assert result.returncode == 0, result.stderr
     assert "prices: 20 companies to fetch" in result.stdout
     assert re.search(r"Total: ~[\d,]+ calls, about 0:00:\d\d at the current budget", result.stdout)
-    assert stats["data_requests"] == 1 and stats["per_path_kind"].get("company_list") == 1, stats
+    assert "indices: 17 indices to fetch" in result.stdout
+    assert stats["data_requests"] == 2, stats
+    assert stats["per_path_kind"].get("company_list") == stats["per_path_kind"].get("index_list") == 1, stats
     assert not (tmp_path / "out" / "raw" / "prices").exists()
 
 

@@ -61,6 +61,8 @@ def test_an_always_failing_company_is_isolated(tmp_path: Path, sim_data: SimData
         result = _run(simulator, symbols, tmp_path / "out", tmp_path)
     assert result.returncode == 1, result.stderr
     report = json.loads(next((tmp_path / "out" / "runs").glob("*.json")).read_text())
+    indices = report["types"].pop("indices")
+    assert indices["companies_failed"] == 0 and indices["companies_ok"] == 17  # a company's fault is not theirs
     for name, entry in report["types"].items():
         assert entry["companies_failed"] == 1, name
         assert entry["companies_ok"] == len(symbols) - 1, name

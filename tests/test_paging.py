@@ -134,3 +134,18 @@ def test_spring_paginator_says_how_many_pages_are_left_once_the_server_has_said(
                       "last": False})
     paginator.update({"content": [5], "number": 2, "size": 2, "totalElements": 5, "totalPages": 3, "last": True})
     assert paginator.pages_left == 0
+
+
+def test_a_history_that_ignores_the_window_stops_at_its_first_day() -> None:
+    from etl.paging import StopBefore
+
+    # 20 days newest first, 5 a page; the window starts at day 12: pages 0..1 reach it, page 2 is not asked.
+    days = [{"businessDate": f"2026-01-{day:02d}"} for day in range(20, 0, -1)]
+    paginator = StopBefore(SpringPaginator(5, 10), "businessDate", "2026-01-12")
+    rows, requests = read_all(paginator, lambda r: spring_page(days[r["page"] * 5:(r["page"] + 1) * 5],
+                                                               r["page"], 5, 20))
+    assert [request["page"] for request in requests] == [0, 1]
+    assert rows == days[:10]  # day 11 came on the same page as day 12: kept, as published
+    whole, _ = read_all(StopBefore(SpringPaginator(5, 10), "businessDate", "2025-12-01"),
+                        lambda r: spring_page(days[r["page"] * 5:(r["page"] + 1) * 5], r["page"], 5, 20))
+    assert whole == days  # a window older than the history reads every page, up to 'last'

@@ -54,7 +54,7 @@ def expected_dividends(sim_data: SimData, symbols: list[str]) -> dict[int, tuple
 
 
 def test_the_run_checks_its_types_against_the_registry() -> None:
-    assert selected_types(Settings()) == ("prices", "reports", "dividends", "profiles")
+    assert selected_types(Settings()) == ("prices", "reports", "dividends", "profiles", "indices")
     assert selected_types(Settings(types=("profiles", "prices"))) == ("profiles", "prices")
     with pytest.raises(ConfigError, match=r"--types='prices,foo,bar': unknown type foo, bar; choose from prices,"):
         selected_types(Settings(types=("prices", "foo", "bar")))

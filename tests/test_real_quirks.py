@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 
 from etl.datatypes import REGISTRY
 from etl.datatypes.base import Company, FetchWindow
-from etl.extract import _write_company_file, rows_to_table
+from etl.extract import _write_unit_file, rows_to_table
 from etl.load import load_all
 from etl.plan import WorkItem
 from etl.rawzone import RawZone
@@ -29,7 +29,7 @@ def fetch_into(zone: RawZone, records: list[dict], since: str, until: str, fetch
     path = zone.partition_path("prices", COMPANY.symbol)
     table = rows_to_table(PRICES.parse(records, COMPANY), PRICES, fetched_at)
     item = WorkItem(COMPANY, FetchWindow(date.fromisoformat(since), date.fromisoformat(until)))
-    _write_company_file(zone, path, table, {"type": "prices"}, item, PRICES)
+    _write_unit_file(zone, path, table, {"type": "prices"}, item, PRICES)
     return path
 
 

@@ -6,11 +6,19 @@ from collections.abc import Sequence
 
 from etl.datatypes.base import DataType
 from etl.datatypes.dividends import DIVIDENDS
+from etl.datatypes.indices import INDICES
 from etl.datatypes.prices import PRICES
 from etl.datatypes.profiles import PROFILES
 from etl.datatypes.reports import REPORTS
 
-REGISTRY: dict[str, DataType] = {data_type.name: data_type for data_type in (PRICES, REPORTS, DIVIDENDS, PROFILES)}
+# One line per type; the order is the default order of --types and of the summary.
+REGISTRY: dict[str, DataType] = {data_type.name: data_type for data_type in (
+    PRICES,
+    REPORTS,
+    DIVIDENDS,
+    PROFILES,
+    INDICES,
+)}
 
 
 def get(name: str) -> DataType:

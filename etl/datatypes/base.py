@@ -1,7 +1,8 @@
 """What a data type declares, and the small parsing helpers every type shares.
 
-A data type module builds one `DataType`: its endpoint and how to fetch it (paging or
-not), how a response becomes rows, the Arrow schema of those rows in the raw zone, the
+A data type module builds one `DataType`: what it iterates over (its `Scope`: each
+company, each index, or one call), its endpoint and how to fetch it (paging or not),
+how a response becomes rows, the Arrow schema of those rows in the raw zone, the
 natural key, the SQLite table, the contract a row must meet to be stored at all (a key,
 readable values) and the plausibility rules that flag a stored row that looks wrong.
 """
@@ -15,19 +16,21 @@ import operator
 import re
 import sys
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 
-from etl.paging import Paginator
+from etl.paging import Paginator, SpringPaginator, StopBefore
 from etl.payloads import BodyCheck
 
 if TYPE_CHECKING:
     import sqlite3
 
     import polars as pl
+
+    from etl.settings import Settings
 
 # Columns every raw-zone file carries besides the type's own.
 FETCHED_AT = "fetched_at"  # when we fetched the row (UTC, ISO 8601): newest wins on dedupe
@@ -50,16 +53,68 @@ class Api(Protocol):
 
 
 @dataclass(frozen=True)
-class Company:
-    security_id: int
-    symbol: str
+class Unit:
+    """One thing a type is fetched for: a company, an index, or the one call of a one-call type."""
+
+    id: int
+    key: str  # names its raw-zone partition (symbol=<key>) and labels it in progress lines
     name: str = ""
+
+
+class Company(Unit):
+    """A listed security: its id is NEPSE's security id, its key the symbol."""
+
+    @property
+    def security_id(self) -> int:
+        return self.id
+
+    @property
+    def symbol(self) -> str:
+        return self.key
+
+
+class Index(Unit):
+    """A NEPSE index: its id is NEPSE's index id (58 is the NEPSE index), its key the index code."""
+
+    @property
+    def code(self) -> str:
+        return self.key
 
 
 @dataclass(frozen=True)
 class FetchWindow:
     since: date
     until: date
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The units of one scope for this run, and the listing's own rows when they are a type's data."""
+
+    units: list[Unit]
+    rows: list[Row] | None = None
+    # Units only the types that take every security fetch (promoter shares, with --include-promoter).
+    extras: list[Unit] = field(default_factory=list)
+
+
+class ListingProblem(Exception):
+    """A scope that cannot be listed, in words that say what to do."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a data type iterates over. The parent lists each scope once per run (one call for
+    companies or indices) and every type of that scope is then fetched unit by unit."""
+
+    name: str  # "companies", "indices", "one call"
+    list_name: str = ""  # what the listing call is called in messages: "company list"
+    # Lists the units; None for a type fetched in one call by the parent (the company list).
+    list_units: Callable[[Api, Settings], Awaitable[Listing]] | None = None
+    # The type whose table the listing's rows go to (the company list fills `securities`).
+    listing_type: DataType | None = None
+
+
+ONE_CALL = Scope("one call")
 
 
 @dataclass(frozen=True)
@@ -78,8 +133,9 @@ class DataType:
     table: str
     schema: pa.Schema  # the type's own columns, in SQLite column order
     natural_key: tuple[str, ...]
-    fetch: Callable[[Api, Company, FetchWindow], Awaitable[Any]]
-    parse: Callable[[Any, Company], list[Row]]
+    scope: Scope
+    fetch: Callable[[Api, Any, FetchWindow], Awaitable[Any]]  # (client, unit, window)
+    parse: Callable[[Any, Any], list[Row]]  # (response, unit)
     # Polars expression giving the reason a row cannot be stored (no key, unreadable value), or null.
     contract: Callable[[], pl.Expr]
     rules: tuple[Rule, ...] = ()  # what a stored row is checked for: flagged, never dropped
@@ -88,13 +144,16 @@ class DataType:
     before_upsert: Callable[[sqlite3.Connection, pl.DataFrame], pl.DataFrame] | None = None
     # An incremental type's date column: only the days after those already saved are fetched.
     date_column: str | None = None
-    key_includes_symbol: bool = True  # so each symbol's partition can be loaded on its own
+    key_includes_symbol: bool = True  # the key separates partitions, so each can be loaded on its own
     # With --include-promoter, also every listed security the company list lacks (promoter shares).
     every_security: bool = False
     calls_per_company: int = 1  # for --dry-run estimates
     # Optional fast path: the records as the type's own columns in one step, or None when some value needs
     # `parse` (which reads row by row and says what is wrong with a row).
     parse_columns: Callable[[Any, Company], pa.Table | None] | None = None
+    noun: str = "record"  # what one row is, for "what changed" lines: "1 new price day"
+    # What the new rows of one unit were, when a count of them says too little ("new dividend 2082/83").
+    describe_new: Callable[[list[Row]], str] | None = None
 
     @property
     def incremental(self) -> bool:
@@ -153,6 +212,31 @@ def sqlite_type(arrow_type: pa.DataType) -> str:
     if pa.types.is_floating(arrow_type):
         return "REAL"
     return "TEXT"
+
+
+async def fetch_daily_history(client: Api, path: str, window: FetchWindow,
+                              convert: Callable[[list[Any]], Any] | None = None) -> list[Any]:
+    """Every row of a Spring-paged daily history (a security's prices, an index) in the window, newest first;
+    with `convert` (a type's page converter), its Pages instead. Paging stops at the window's first day even
+    where the server ignores startDate."""
+    since = window.since.isoformat()
+    paginator = StopBefore(SpringPaginator(client.page_size, client.max_pages), "businessDate", since)
+    params = {"startDate": since, "endDate": window.until.isoformat()}
+    pages = await client.get_pages(path, params, paginator, convert=convert)
+    return pages if convert is None else Pages(pages)
+
+
+def describe_by(noun: str, label: Callable[[Row], str | None]) -> Callable[[list[Row]], str]:
+    """A `describe_new` naming what is new: 'new dividend 2082/83', '2 new reports (2081/82 Q4, 2082/83 Q1)'."""
+
+    def describe(rows: list[Row]) -> str:
+        labels = sorted({text for row in rows if (text := label(row))})
+        if len(rows) == 1:
+            return f"new {noun} {labels[0]}" if labels else f"new {noun}"
+        shown = ", ".join(labels[:3]) + (", ..." if len(labels) > 3 else "")
+        return f"{len(rows):,} new {noun}s" + (f" ({shown})" if shown else "")
+
+    return describe
 
 
 # ---- parsing helpers shared by the type modules

@@ -15,6 +15,7 @@ from etl.datatypes.base import (
     FetchWindow,
     Row,
     clean_text,
+    describe_by,
     first_reason,
     fiscal_year,
     negative,
@@ -24,6 +25,7 @@ from etl.datatypes.base import (
     to_float,
     to_int,
 )
+from etl.datatypes.securities import COMPANIES
 from etl.payloads import check_json_list
 
 if TYPE_CHECKING:
@@ -87,9 +89,12 @@ DIVIDENDS = DataType(
     table="dividends",
     schema=SCHEMA,
     natural_key=("dividend_id",),
+    scope=COMPANIES,
     fetch=fetch,
     parse=parse,
     contract=contract,
     rules=RULES,
     key_includes_symbol=False,
+    noun="dividend",
+    describe_new=describe_by("dividend", lambda row: row.get("fiscal_year")),
 )

@@ -13,11 +13,11 @@ from etl.datatypes.base import (
     Company,
     DataType,
     FetchWindow,
-    Pages,
     Row,
     Rule,
     any_of,
     below,
+    fetch_daily_history,
     first_reason,
     float_column,
     int_column,
@@ -32,7 +32,7 @@ from etl.datatypes.base import (
     to_iso_date,
     values_text,
 )
-from etl.paging import SpringPaginator
+from etl.datatypes.securities import COMPANIES
 
 if TYPE_CHECKING:
     import polars as pl
@@ -51,10 +51,8 @@ SCHEMA = pa.schema([
 
 
 async def fetch(client: Api, company: Company, window: FetchWindow) -> list[Any]:
-    params = {"startDate": window.since.isoformat(), "endDate": window.until.isoformat()}
-    path = api.PRICE_HISTORY_PATH.format(id=company.security_id)
-    return Pages(await client.get_pages(path, params, SpringPaginator(client.page_size, client.max_pages),
-                                        convert=PRICES.page_converter(company)))
+    return await fetch_daily_history(client, api.PRICE_HISTORY_PATH.format(id=company.security_id), window,
+                                     convert=PRICES.page_converter(company))
 
 
 def parse(records: Any, company: Company) -> list[Row]:
@@ -130,6 +128,7 @@ PRICES = DataType(
     table="prices",
     schema=SCHEMA,
     natural_key=("symbol", "business_date"),
+    scope=COMPANIES,
     fetch=fetch,
     parse=parse,
     parse_columns=parse_columns,
@@ -137,6 +136,7 @@ PRICES = DataType(
     rules=RULES,
     date_column="business_date",
     every_security=True,  # promoter shares trade under their own security ids
+    noun="price day",
 )
 
 __all__ = ["PRICES", "REJECT_REASON"]

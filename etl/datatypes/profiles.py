@@ -18,6 +18,7 @@ from etl.datatypes.base import (
     parse_each,
     required,
 )
+from etl.datatypes.securities import COMPANIES
 from etl.payloads import check_json_object
 
 if TYPE_CHECKING:
@@ -73,7 +74,9 @@ PROFILES = DataType(
     table="profiles",
     schema=SCHEMA,
     natural_key=("symbol",),
+    scope=COMPANIES,
     fetch=fetch,
     parse=parse,
     contract=contract,
+    noun="profile",
 )

@@ -16,6 +16,7 @@ from etl.datatypes.base import (
     ParseProblem,
     Row,
     clean_text,
+    describe_by,
     first_reason,
     fiscal_year,
     nested,
@@ -24,6 +25,7 @@ from etl.datatypes.base import (
     to_float,
     to_int,
 )
+from etl.datatypes.securities import COMPANIES
 from etl.payloads import check_json_list
 
 if TYPE_CHECKING:
@@ -113,7 +115,10 @@ REPORTS = DataType(
     table="reports",
     schema=SCHEMA,
     natural_key=("symbol", "fiscal_year", "period"),
+    scope=COMPANIES,
     fetch=fetch,
     parse=parse,
     contract=contract,
+    noun="report",
+    describe_new=describe_by("report", lambda row: " ".join(filter(None, (row.get("fiscal_year"), row.get("period"))))),
 )

@@ -1,8 +1,10 @@
-"""The company list: fetched once per run by the parent; it defines the universe.
+"""The company list: fetched once per run by the parent (a one-call type), and the `companies`
+scope it defines: the units every per-company type iterates over.
 
 With --include-promoter the parent also reads NEPSE's security list, which carries listed
 securities the company list lacks (promoter shares first of all); those are added to the
-`securities` table (marked `source_list` 'security') and to the price backfill only.
+`securities` table (marked `source_list` 'security') and to the units of the types that take
+every security (prices) only.
 """
 
 from __future__ import annotations
@@ -12,22 +14,29 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+from loguru import logger
 
 from etl import api
 from etl.datatypes.base import (
+    ONE_CALL,
     Api,
     Company,
     DataType,
     FetchWindow,
+    Listing,
+    ListingProblem,
     Row,
     Rule,
+    Scope,
     clean_text,
     first_reason,
     parse_each,
     required,
     to_int,
 )
+from etl.failures import FetchError
 from etl.payloads import check_json_list
+from etl.settings import ConfigError, Settings
 
 if TYPE_CHECKING:
     import sqlite3
@@ -189,6 +198,7 @@ SECURITIES = DataType(
     table="securities",
     schema=SCHEMA,
     natural_key=("security_id",),
+    scope=ONE_CALL,
     indexes=("CREATE UNIQUE INDEX IF NOT EXISTS securities_active_symbol ON securities (symbol) "
              "WHERE status = 'A' AND superseded_by IS NULL",),
     before_upsert=settle_symbols,
@@ -212,3 +222,64 @@ def active_companies(rows: list[Row]) -> list[Company]:
         seen.add(symbol)
         companies.append(Company(row["security_id"], symbol, row.get("company_name") or ""))
     return companies
+
+
+def select_universe(active: list[Company], all_rows: list[Row], settings: Settings,
+                    elsewhere: set[str] | None = None) -> list[Company]:
+    """The companies this run fetches: --symbols (inactive ones too, with a warning), then --limit;
+    `elsewhere`: symbols asked for that only the security list has."""
+    universe = active
+    if settings.symbols:
+        wanted = [symbol for symbol in settings.symbols if symbol not in (elsewhere or set())]
+        by_symbol = {company.symbol: company for company in active}
+        listed = {row.get("symbol") for row in all_rows}
+        unknown = [symbol for symbol in wanted if symbol not in listed]
+        if unknown:
+            raise ConfigError(f"unknown symbol {', '.join(unknown)}: not in NEPSE's company list; check the "
+                              "spelling (symbols are matched without surrounding spaces); promoter shares "
+                              "need --include-promoter")
+        inactive = [symbol for symbol in wanted if symbol not in by_symbol]
+        if inactive:
+            logger.warning(f"{', '.join(inactive)} not active (delisted or suspended); fetching anyway")
+            rows_by_symbol = {row["symbol"]: row for row in all_rows if row.get("symbol")}
+            for symbol in inactive:
+                row = rows_by_symbol[symbol]
+                by_symbol[symbol] = Company(row["security_id"], symbol, row.get("company_name") or "")
+        universe = [by_symbol[symbol] for symbol in wanted]
+    if settings.limit is not None:
+        universe = universe[: settings.limit]
+    return universe
+
+
+async def _securities_lacking(client: Api, settings: Settings, company_rows: list[Row]) -> list[Row]:
+    """With --include-promoter, the security list's rows the company list lacks."""
+    if not settings.include_promoter:
+        return []
+    try:
+        return parse_security_list(await fetch_security_list(client), company_rows)
+    except FetchError as error:
+        raise ListingProblem(f"cannot get NEPSE's security list (for --include-promoter) from "
+                             f"{settings.base_url}: {error.describe()}. Run without --include-promoter, or "
+                             "try again later") from None
+
+
+async def list_companies(client: Api, settings: Settings) -> Listing:
+    """Every type's companies, and with --include-promoter the listed securities the company list lacks
+    (extras: only types that take every security fetch them)."""
+    rows = parse(await fetch(client))
+    if not rows:  # before the saved list is replaced: an empty answer says nothing about the listings
+        raise ListingProblem(f"the company list from {settings.base_url} is empty: nothing to fetch (the list "
+                             "saved before is kept). Check --base-url; if it is NEPSE's, try again later")
+    for conflict in symbol_conflicts(rows):
+        logger.warning(conflict.describe())
+    extra_rows = await _securities_lacking(client, settings, rows)
+    extras = [company for company in active_companies(extra_rows)
+              if not settings.symbols or company.symbol in settings.symbols][: settings.limit]
+    if extras:
+        logger.info(f"--include-promoter: {len(extras):,} listed securities the company list lacks "
+                    f"(e.g. {', '.join(company.symbol for company in extras[:3])}) added to the price backfill")
+    universe = select_universe(active_companies(rows), rows, settings, {company.symbol for company in extras})
+    return Listing(universe, rows + extra_rows, extras)
+
+
+COMPANIES = Scope("companies", "company list", list_companies, listing_type=SECURITIES)

@@ -7,6 +7,7 @@ import datetime
 import json
 import math
 import re
+from collections.abc import Callable
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -203,7 +204,11 @@ def spring_page(rows: list[dict], page: int, size: int) -> dict:
     }
 
 
-async def price_history(request: web.Request) -> web.Response:
+HistoryRows = Callable[[SimData, int, datetime.date, datetime.date], list[dict]]
+
+
+async def paged_history(request: web.Request, id_name: str, rows_of: HistoryRows) -> web.Response:
+    """A daily history as a Spring page, newest first, for the window startDate..endDate."""
     data = request.app[DATA_KEY]
     cap = request.app[CONFIG_KEY].page_size_cap
     try:
@@ -214,9 +219,22 @@ async def price_history(request: web.Request) -> web.Response:
     except BadRequest as error:
         return json_error(400, "Bad Request", str(error), request.path)
     size = min(size, cap) if size > 0 else DEFAULT_PAGE_SIZE
-    body = spring_page(data.prices(security_id_of(request), start, end), page, size)
+    body = spring_page(rows_of(data, int(request.match_info[id_name]), start, end), page, size)
     body["content"] = request.app[FAULTS_KEY].shorten_page(body["content"])
+    request.app[STATS_KEY].rows_served[path_kind(request)] += len(body["content"])
     return web.json_response(body)
+
+
+async def price_history(request: web.Request) -> web.Response:
+    return await paged_history(request, "security_id", SimData.prices)
+
+
+async def index_list(request: web.Request) -> web.Response:
+    return web.json_response(request.app[DATA_KEY].index_list())
+
+
+async def index_history(request: web.Request) -> web.Response:
+    return await paged_history(request, "index_id", SimData.index_history)
 
 
 async def reports(request: web.Request) -> web.Response:
@@ -254,6 +272,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(f"/api/nots/application/reports/{security}", reports, name="reports")
     app.router.add_get(f"/api/nots/application/dividend/{security}", dividends, name="dividends")
     app.router.add_get(f"/api/nots/security/profile/{security}", profile, name="profile")
+    app.router.add_get("/api/nots/index", index_list, name="index_list")
+    app.router.add_get(r"/api/nots/index/history/{index_id:\d+}", index_history, name="index_history")
     app.router.add_get("/_sim/stats", sim_stats, name="sim_stats")
     app.router.add_post("/_sim/reset", sim_reset, name="sim_reset")
 

@@ -8,8 +8,16 @@ import datetime
 import random
 from collections.abc import Callable
 
-from etl.simulator import filings
-from etl.simulator.companies import ACTIVE, DELISTED, EQUITY, Security, generate_securities, trading_traits
+from etl.simulator import filings, indices
+from etl.simulator.companies import (
+    ACTIVE,
+    DELISTED,
+    EQUITY,
+    REGULATORS,
+    Security,
+    generate_securities,
+    trading_traits,
+)
 from etl.simulator.nepal_calendar import nepal_today
 from etl.simulator.prices import simulate_prices
 
@@ -42,6 +50,8 @@ class SimData:
         self._security_list = [security_list_entry(security) for security in [*self._securities, *self._promoters]]
         self._prices: dict[int, list[dict]] = {}
         self._price_dates: dict[int, list[str]] = {}
+        self._indices: dict[int, list[dict]] = {}
+        self._index_dates: dict[int, list[str]] = {}
         self._reports: dict[int, list[dict]] = {}
         self._dividends: dict[int, list[dict]] = {}
         self._profiles: dict[int, dict] = {}
@@ -61,15 +71,27 @@ class SimData:
 
     def prices(self, security_id: int, start: datetime.date, end: datetime.date) -> list[dict]:
         """Served price rows of [start, end] (clipped to the served history), newest first."""
-        rows = self._served_prices(security_id)
-        dates = self._price_dates[security_id]
-        first = bisect.bisect_left(dates, start.isoformat())
-        after_last = bisect.bisect_right(dates, end.isoformat())
-        return rows[first:after_last][::-1]
+        return _newest_first(self._served_prices(security_id), self._price_dates[security_id], start, end)
 
     def served_prices(self, security_id: int) -> list[dict]:
         """The whole served price history of a security, newest first."""
         return self.prices(security_id, self.history_start, self.today)
+
+    def index_list(self) -> list[dict]:
+        """The served `/api/nots/index` array: the headline indices and every sector sub-index."""
+        return [indices.index_list_entry(spec, REGULATORS) for spec in indices.CATALOGUE]
+
+    def index_history(self, index_id: int, start: datetime.date, end: datetime.date) -> list[dict]:
+        """Served history rows of an index in [start, end] (clipped to the served history), newest first."""
+        if index_id not in self._indices:
+            rows = indices.simulate_index(self.seed, index_id, self.history_start, self.today)
+            self._indices[index_id] = rows
+            self._index_dates[index_id] = [row["businessDate"] for row in rows]
+        return _newest_first(self._indices[index_id], self._index_dates[index_id], start, end)
+
+    def served_index_history(self, index_id: int) -> list[dict]:
+        """The whole served history of an index, newest first."""
+        return self.index_history(index_id, self.history_start, self.today)
 
     def reports(self, security_id: int) -> list[dict]:
         return self._cached(self._reports, security_id, filings.reports)
@@ -128,6 +150,13 @@ def promoter_shares(seed: int, securities: list[Security]) -> list[Security]:
                                              security_name=parent.security_name.strip() + " Promoter Share"))
         next_id += rng.randint(1, 4)
     return promoters
+
+
+def _newest_first(rows: list[dict], dates: list[str], start: datetime.date, end: datetime.date) -> list[dict]:
+    """The rows (oldest first, `dates` their business dates) of [start, end], newest first."""
+    first = bisect.bisect_left(dates, start.isoformat())
+    after_last = bisect.bisect_right(dates, end.isoformat())
+    return rows[first:after_last][::-1]
 
 
 def security_list_entry(security: Security) -> dict:

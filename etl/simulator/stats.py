@@ -33,6 +33,7 @@ class SimStats:
         self.auth_requests = 0
         self.status_counts: Counter[str] = Counter()
         self.per_path_kind: Counter[str] = Counter()
+        self.rows_served: Counter[str] = Counter()  # rows of paged histories, by path kind
 
     def request_started(self, path: str, path_kind: str) -> None:
         self.starts.append(time.monotonic())
@@ -60,6 +61,7 @@ class SimStats:
             "in_flight": self.in_flight,
             "status_counts": dict(self.status_counts),
             "per_path_kind": dict(self.per_path_kind),
+            "rows_served": dict(self.rows_served),
             "first_start": first,
             "last_start": self.starts[-1] if self.starts else None,
             "starts": [start - first for start in self.starts] if first is not None else [],
