@@ -422,3 +422,14 @@ def test_report_only_needs_something_to_report(tmp_path: Path) -> None:
     assert done.returncode == 2 and "cannot read" in done.stderr and done.stderr.count("\n") == 1
     done = run_cli("--report-only", "--dry-run", cwd=tmp_path, env=clean_env())
     assert done.returncode == 2 and "exclude each other" in done.stderr
+
+
+def test_the_quality_chart_uses_a_log_scale_only_when_one_rule_dwarfs_another() -> None:
+    def scale(rows: list[int]) -> str:
+        counts = pl.DataFrame({"kind": ["flagged"] * len(rows), "data_type": ["prices"] * len(rows),
+                               "rule": [f"rule{n}" for n in range(len(rows))], "rows": rows})
+        spec = charts.quality_chart(counts)
+        assert spec["datasets"]["counts"][0]["label"] == "prices: rule0"
+        return spec["encoding"]["x"]["scale"]["type"]
+
+    assert (scale([4, 3]), scale([10_000, 3])) == ("linear", "symlog")

@@ -124,8 +124,11 @@ def coverage_chart(cells: pl.DataFrame) -> Spec:
 def quality_chart(counts: pl.DataFrame) -> Spec:
     """Quarantined and flagged rows by rule and data type."""
     frame = counts.with_columns(label=pl.col("data_type") + ": " + pl.col("rule"))
+    spread = int(frame["rows"].max() or 1) / max(1, int(frame["rows"].min() or 1))
+    # A log scale only where one rule's count dwarfs another's; whole rows on the axis either way.
     chart = alt.Chart(_data("counts")).mark_bar().encode(
-        x=alt.X("rows:Q", title="rows", scale=alt.Scale(type="symlog")),
+        x=alt.X("rows:Q", title="rows", scale=alt.Scale(type="symlog" if spread > 50 else "linear"),
+                axis=alt.Axis(tickMinStep=1, format="~s")),
         y=alt.Y("label:N", title=None, sort="-x", axis=alt.Axis(labelLimit=420)),
         color=alt.Color("kind:N", title=None, scale=alt.Scale(domain=["quarantined", "flagged"],
                                                               range=["#e15759", "#f28e2b"]),
