@@ -20,7 +20,7 @@ import aiohttp
 from etl import api, tls
 from etl.budget import CURRENT_WORK, RETRYING, HostBudget, ProcessPacer, RateChange, StrainDetector
 from etl.events import RateChanged, Request, Retry, emit
-from etl.failures import STRAIN_WEIGHTS, Action, FetchError, RetryPolicy, status_outcome
+from etl.failures import STRAIN_WEIGHTS, FailureClass, FetchError, RetryPolicy, status_outcome
 from etl.paging import Paginator
 from etl.payloads import BodyCheck, check_prove_body, parse_json_body
 from etl.wasm_auth import TokenScheme
@@ -175,7 +175,7 @@ class NepseClient:
                 error.attempts = attempt
                 self._note_failure(error)
                 if not self.policy.should_retry(error, attempt):
-                    if error.action is Action.AUTH and self._auth_hint:
+                    if error.failure_class is FailureClass.AUTH and self._auth_hint:
                         error.detail = f"{error.detail} ({self._auth_hint})"
                     raise
                 wait = self.policy.wait_seconds(error, attempt, self._rng)
@@ -187,8 +187,8 @@ class NepseClient:
             await asyncio.sleep(wait)
 
     def _note_failure(self, error: FetchError) -> None:
-        if self._strain.record(STRAIN_WEIGHTS.get(error.action, 0)):
-            reason = "repeated HTTP 429" if error.action is Action.THROTTLED else "burst of failures"
+        if self._strain.record(STRAIN_WEIGHTS.get(error.failure_class, 0)):
+            reason = "repeated HTTP 429" if error.failure_class is FailureClass.THROTTLED else "burst of failures"
             change = self.budget.throttle(reason)
             if change is not None:
                 self.stats.throttle_events += 1
@@ -202,7 +202,7 @@ class NepseClient:
         except FetchError as error:
             # Only the token that failed is dropped: requests still in flight with an older token
             # must not throw away the fresh one another coroutine has just proved.
-            if error.action is Action.AUTH and self._token == token:
+            if error.failure_class is FailureClass.AUTH and self._token == token:
                 self._token = None
             raise
 

@@ -43,7 +43,7 @@ ARROW_POOL_VARIABLE = "ARROW_DEFAULT_MEMORY_POOL"
 
 
 @dataclass
-class TypeResult:
+class ExtractCounts:
     type_name: str
     companies_total: int = 0
     companies_ok: int = 0
@@ -68,7 +68,7 @@ class TypeResult:
 
 
 @dataclass(frozen=True)
-class TypeJob:
+class ExtractJob:
     type_name: str
     items: list[WorkItem]
     skipped: int
@@ -79,11 +79,11 @@ class TypeJob:
     member: int = 0  # this type's place in the host budget's shares
 
 
-# ---- the pool: one process per data type (parent side)
+# ---- the processes: one per data type (parent side)
 
 
-class ExtractPool:
-    """One process per data type, each handing back its TypeResult through a pipe.
+class ExtractProcesses:
+    """One process per data type, each handing back its ExtractCounts through a pipe.
 
     Plain processes rather than multiprocessing.Pool: a Pool never reports a worker killed under it
     (OOM, kill -9) and can hang on terminate afterwards; here a process that dies without a result is
@@ -97,7 +97,7 @@ class ExtractPool:
         self.stop_event = ctx.Event()
         self._running: dict[str, tuple[BaseProcess, Connection]] = {}
 
-    def start(self, jobs: list[TypeJob]) -> None:
+    def start(self, jobs: list[ExtractJob]) -> None:
         for job in jobs:
             receiver, sender = self._ctx.Pipe(duplex=False)
             process = self._ctx.Process(
@@ -173,7 +173,7 @@ def type_failure(name: str, reason: str) -> dict[str, Any]:
 # ---- one type's process (child side)
 
 
-def type_process_main(job: TypeJob, budget: HostBudget, log_queue: Any, stop_event: Any, results: Connection,
+def type_process_main(job: ExtractJob, budget: HostBudget, log_queue: Any, stop_event: Any, results: Connection,
                       parent_pid: int) -> None:
     ignore_ctrl_c()
     die_with_parent()
@@ -193,10 +193,10 @@ def type_process_main(job: TypeJob, budget: HostBudget, log_queue: Any, stop_eve
 # ---- the event loop
 
 
-async def extract_type(job: TypeJob, budget: HostBudget, stop_requested: Any) -> TypeResult:
+async def extract_type(job: ExtractJob, budget: HostBudget, stop_requested: Any) -> ExtractCounts:
     data_type = datatypes.get(job.type_name)
     zone = RawZone(job.settings.output)
-    result = TypeResult(job.type_name, companies_total=len(job.items) + job.skipped,
+    result = ExtractCounts(job.type_name, companies_total=len(job.items) + job.skipped,
                         companies_skipped=job.skipped)
     emit(TypeStart(type=job.type_name, total=len(job.items), skipped=job.skipped, budget_rps=budget.max_rate,
                    units=data_type.scope.name))
@@ -230,7 +230,7 @@ async def extract_type(job: TypeJob, budget: HostBudget, stop_requested: Any) ->
 
 
 async def _worker(queue: asyncio.Queue[tuple[WorkItem, int]], client: NepseClient, data_type: DataType,
-                  zone: RawZone, job: TypeJob, result: TypeResult, meter: WorkMeter) -> None:
+                  zone: RawZone, job: ExtractJob, result: ExtractCounts, meter: WorkMeter) -> None:
     while not queue.empty():
         item, expected = queue.get_nowait()
         work = meter.start(expected)
@@ -254,7 +254,7 @@ async def _worker(queue: asyncio.Queue[tuple[WorkItem, int]], client: NepseClien
             meter.finish(work)
 
 
-def _record_failure(result: TypeResult, unit: Unit, reason: str, attempts: int, client: NepseClient) -> None:
+def _record_failure(result: ExtractCounts, unit: Unit, reason: str, attempts: int, client: NepseClient) -> None:
     result.companies_failed += 1
     result.errors.append({"type": result.type_name, "symbol": unit.key, "reason": reason,
                           "attempts": attempts})
@@ -270,7 +270,7 @@ class UnitOutcome:
 
 
 async def fetch_unit(client: NepseClient, data_type: DataType, zone: RawZone, item: WorkItem,
-                     job: TypeJob) -> UnitOutcome:
+                     job: ExtractJob) -> UnitOutcome:
     """Fetch, parse and atomically write one unit's data (a company's, an index's)."""
     path = zone.partition_path(data_type.name, item.unit.key)  # check the key before fetching
     records = await data_type.fetch(client, item.unit, item.window)

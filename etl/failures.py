@@ -11,38 +11,38 @@ import random
 from dataclasses import dataclass
 
 
-class Action(enum.Enum):
+class FailureClass(enum.Enum):
     TRANSIENT = "transient"  # retry after a backoff
     THROTTLED = "throttled"  # retry after a backoff, and slow the whole host down
     AUTH = "auth"  # re-prove the token once, then retry
     TERMINAL = "terminal"  # no retry: record the failure and move on
 
 
-OUTCOMES: dict[str, Action] = {
-    "http_400": Action.TERMINAL,
-    "http_401": Action.AUTH,
-    "http_403": Action.TERMINAL,
-    "http_404": Action.TERMINAL,
-    "http_429": Action.THROTTLED,
-    "http_4xx": Action.TERMINAL,
-    "http_5xx": Action.TRANSIENT,
-    "bad_token_500": Action.AUTH,  # NEPSE answers a stale token with 500 "invalid JWE header"
-    "disconnected": Action.TRANSIENT,
-    "connection_error": Action.TRANSIENT,
-    "timeout": Action.TRANSIENT,
-    "empty_body": Action.TRANSIENT,
-    "bad_json": Action.TRANSIENT,
-    "bad_shape": Action.TRANSIENT,
-    "inconsistent_page": Action.TRANSIENT,
-    "tls_error": Action.TERMINAL,
-    "body_too_large": Action.TERMINAL,
-    "too_many_pages": Action.TERMINAL,
+OUTCOMES: dict[str, FailureClass] = {
+    "http_400": FailureClass.TERMINAL,
+    "http_401": FailureClass.AUTH,
+    "http_403": FailureClass.TERMINAL,
+    "http_404": FailureClass.TERMINAL,
+    "http_429": FailureClass.THROTTLED,
+    "http_4xx": FailureClass.TERMINAL,
+    "http_5xx": FailureClass.TRANSIENT,
+    "bad_token_500": FailureClass.AUTH,  # NEPSE answers a stale token with 500 "invalid JWE header"
+    "disconnected": FailureClass.TRANSIENT,
+    "connection_error": FailureClass.TRANSIENT,
+    "timeout": FailureClass.TRANSIENT,
+    "empty_body": FailureClass.TRANSIENT,
+    "bad_json": FailureClass.TRANSIENT,
+    "bad_shape": FailureClass.TRANSIENT,
+    "inconsistent_page": FailureClass.TRANSIENT,
+    "tls_error": FailureClass.TERMINAL,
+    "body_too_large": FailureClass.TERMINAL,
+    "too_many_pages": FailureClass.TERMINAL,
 }
 
 # How loudly each kind of failure says "the server is struggling". A process halves the host rate when
 # its recent outcomes add up to the burst threshold (etl/budget.py): eight transient failures, or two
 # 429s. A lone 429 is honoured for its own request (Retry-After) without slowing every other one.
-STRAIN_WEIGHTS: dict[Action, int] = {Action.TRANSIENT: 1, Action.THROTTLED: 4}
+STRAIN_WEIGHTS: dict[FailureClass, int] = {FailureClass.TRANSIENT: 1, FailureClass.THROTTLED: 4}
 
 
 def status_outcome(status: int, body_text: str = "") -> str:
@@ -70,7 +70,7 @@ class FetchError(Exception):
         self.attempts = attempts
 
     @property
-    def action(self) -> Action:
+    def failure_class(self) -> FailureClass:
         return OUTCOMES[self.outcome]
 
     def describe(self) -> str:
@@ -86,7 +86,7 @@ class RetryPolicy:
     backoff_cap: float = 30.0
 
     def should_retry(self, error: FetchError, attempt: int) -> bool:
-        return error.action is not Action.TERMINAL and attempt < self.max_attempts
+        return error.failure_class is not FailureClass.TERMINAL and attempt < self.max_attempts
 
     def wait_seconds(self, error: FetchError, attempt: int, rng: random.Random) -> float:
         """Exponential backoff with full jitter; never sooner than the server's Retry-After."""
