@@ -65,6 +65,22 @@ def test_only_rows_that_cannot_be_stored_are_quarantined(tmp_path: Path) -> None
     assert db.execute("SELECT count(*) FROM quarantine").fetchone()[0] == 2  # not duplicated on reload
 
 
+@pytest.mark.parametrize("with_a_corrupt_file", [False, True], ids=["one-read", "file-by-file"])
+def test_a_quarantined_row_names_the_raw_file_and_row_it_came_from(tmp_path: Path, with_a_corrupt_file: bool) -> None:
+    zone = RawZone(tmp_path)
+    write_prices(zone, "AAA", [price(1), price(2)])
+    if with_a_corrupt_file:  # sends the batch down the careful path, file by file
+        corrupt = zone.partition_path("prices", "AAB")
+        corrupt.parent.mkdir(parents=True)
+        corrupt.write_bytes(b"not parquet")
+    write_prices(zone, "NICAD85/86", [price(1), {**price(2), "businessDate": None}, price(3),
+                                      {**price(4), "closePrice": "x"}])
+    assert load(tmp_path, zone).quarantined == 2
+    rows = sqlite3.connect(tmp_path / "nepse.db").execute("SELECT reason, source FROM quarantine ORDER BY source")
+    assert rows.fetchall() == [("no business_date", "raw/prices/symbol=NICAD85%2F86/part.parquet#1"),
+                               ("closePrice 'x' is not a number", "raw/prices/symbol=NICAD85%2F86/part.parquet#3")]
+
+
 def issues(tmp_path: Path) -> set[tuple[str, str]]:
     rows = sqlite3.connect(tmp_path / "nepse.db").execute("SELECT key, rule FROM data_issues").fetchall()
     return set(rows)
