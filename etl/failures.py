@@ -37,6 +37,7 @@ OUTCOMES: dict[str, FailureClass] = {
     "tls_error": FailureClass.TERMINAL,
     "body_too_large": FailureClass.TERMINAL,
     "too_many_pages": FailureClass.TERMINAL,
+    "retry_after_too_long": FailureClass.TERMINAL,  # Retry-After beyond --max-retry-after
 }
 
 # How loudly each kind of failure says "the server is struggling". A process halves the host rate when
