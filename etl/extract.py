@@ -183,21 +183,28 @@ def type_process_main(job: ExtractJob, budget: HostBudget, log_queue: Any, stop_
     install_child_logging(log_queue, label=job.type_name)
     try:
         result = asyncio.run(extract_type(job, budget, stop_event.is_set)).as_dict()
-    except Exception as exc:  # a bug here must not lose the other types' work
-        logger.exception(f"extract failed: {exc}")
-        result = lost_type(job.type_name, f"extract process failed: {type(exc).__name__}: {exc}")
+    except Exception as exc:  # a bug: this type stops here, loudly; the other types' work goes on
+        logger.exception(f"extract stopped by a bug: {type(exc).__name__}: {exc}")
+        result = lost_type(job.type_name, f"extract stopped by a bug: {type(exc).__name__}: {exc} "
+                                          "(the traceback is in the log)")
     results.send(result)
     results.close()
 
 
 # ---- the event loop
 
+# What the server or the machine can do to one company besides a failed request (FetchError): a symbol
+# that cannot be a path, a file that cannot be written. Recorded as the company's failure; the run goes
+# on. A record the server garbled is not one of them: the parser keeps it as a row with its reason. Any
+# other exception is a bug of ours and stops the type's process with its traceback (type_process_main).
+COMPANY_FAILURES = (UnsafeSymbol, OSError)
+
 
 async def extract_type(job: ExtractJob, budget: HostBudget, stop_requested: Any) -> ExtractCounts:
     data_type = datatypes.get(job.type_name)
     zone = RawZone(job.settings.output)
     result = ExtractCounts(job.type_name, companies_total=len(job.items) + job.skipped,
-                        companies_skipped=job.skipped)
+                           companies_skipped=job.skipped)
     emit(TypeStart(type=job.type_name, total=len(job.items), skipped=job.skipped, budget_rps=budget.max_rate,
                    units=data_type.scope.name))
     started = time.monotonic()
@@ -240,7 +247,7 @@ async def _worker(queue: asyncio.Queue[tuple[WorkItem, int]], client: NepseClien
             return
         except FetchError as error:
             _record_failure(result, item.unit, error.detail, error.attempts, client)
-        except (UnsafeSymbol, OSError, pa.ArrowException, ValueError, TypeError, KeyError) as error:
+        except COMPANY_FAILURES as error:
             _record_failure(result, item.unit, f"{type(error).__name__}: {error}", 1, client)
         else:
             result.companies_ok += 1

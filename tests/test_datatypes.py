@@ -48,8 +48,9 @@ def test_prices_map_the_documented_fields() -> None:
 
 def test_a_record_that_cannot_be_read_is_kept_with_its_reason() -> None:
     rows = REGISTRY["prices"].parse([{"businessDate": "2026-11-26", "closePrice": "abc"}, "junk"], NABIL)
-    assert rows[0][REJECT_REASON] == "closePrice 'abc' is not a number"
-    assert rows[1][REJECT_REASON] == "record is a str, not an object"
+    assert rows[0][REJECT_REASON] == ("closePrice 'abc' is not a number in record "
+                                      '{"businessDate": "2026-11-26", "closePrice": "abc"}')
+    assert rows[1][REJECT_REASON] == 'record is a str, not an object: "junk"'
 
 
 def _report(app_id: int, quarter: str | None, fy: str, eps) -> dict:
