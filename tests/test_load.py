@@ -166,7 +166,8 @@ def test_rows_an_earlier_version_quarantined_are_stored_and_flagged(tmp_path: Pa
     """Before plausibility rules, a high below the low was quarantined: after the upgrade the row is in
     `prices` and `data_issues`, and its quarantine entry no longer claims it was not loaded."""
     zone = RawZone(tmp_path)
-    write_prices(zone, "OLD", [price(1, high=90, low=95), {**price(2), "closePrice": "abc"}])
+    unreadable = {**price(2), "closePrice": "abc"}
+    write_prices(zone, "OLD", [price(1, high=90, low=95), unreadable])
     connection = open_database(tmp_path / "nepse.db")
     ensure_quarantine_table(connection)
     connection.execute("INSERT INTO quarantine VALUES ('prices', 'h1', 'OLD', 'high < low', '{}', NULL, 'x')")
@@ -177,7 +178,7 @@ def test_rows_an_earlier_version_quarantined_are_stored_and_flagged(tmp_path: Pa
     db = sqlite3.connect(tmp_path / "nepse.db")
     assert sorted(db.execute("SELECT data_type, reason FROM quarantine")) == [
         ("dividends", "negative cash_pct"),  # another type's entries wait for that type's load
-        ("prices", "closePrice 'abc' is not a number")]
+        ("prices", f"closePrice 'abc' is not a number in record {json.dumps(unreadable, sort_keys=True)}")]
 
 
 def test_a_corrected_row_loses_its_issue_and_first_seen_is_kept(tmp_path: Path) -> None:
