@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from etl.budget import WorkMeter
 from etl.client import ClientStats
 from etl.datatypes import REGISTRY
 from etl.datatypes.base import REJECT_REASON, Company, FetchWindow
@@ -45,14 +46,22 @@ class FakeApi:
         raise AssertionError("not used by these types")
 
 
+class NoShares:
+    """Stands in for the host budget: these tests count requests, not shares."""
+
+    def set_remaining(self, requests: int) -> None:
+        pass
+
+
 def run_worker(tmp_path: Path, data_type, companies: list[Company], api: FakeApi) -> ExtractCounts:
     job = ExtractJob(data_type.name, [WorkItem(company, WINDOW) for company in companies], 0,
                      Settings(output=tmp_path), "job-1", "run-1")
     counts = ExtractCounts(data_type.name)
-    queue: asyncio.Queue[WorkItem] = asyncio.Queue()
+    queue: asyncio.Queue[tuple[WorkItem, int]] = asyncio.Queue()
     for item in job.items:
-        queue.put_nowait(item)
-    asyncio.run(_worker(queue, api, data_type, RawZone(tmp_path), job, counts))  # type: ignore[arg-type]
+        queue.put_nowait((item, 1))
+    meter = WorkMeter(NoShares(), len(job.items))  # type: ignore[arg-type]
+    asyncio.run(_worker(queue, api, data_type, RawZone(tmp_path), job, counts, meter))  # type: ignore[arg-type]
     return counts
 
 
