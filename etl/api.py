@@ -13,7 +13,6 @@ from urllib.parse import urlsplit
 DEFAULT_BASE_URL = "https://www.nepalstock.com"
 
 PROVE_PATH = "/api/authenticate/prove"
-REFRESH_PATH = "/api/authenticate/refresh-token"
 COMPANY_LIST_PATH = "/api/nots/company/list"
 SECURITY_LIST_PATH = "/api/nots/security"  # every listed security, promoter shares included
 SECURITY_LIST_PARAMS = {"nonDelisted": "true"}

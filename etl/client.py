@@ -7,10 +7,13 @@ failure becomes a FetchError whose outcome key is looked up in `failures.OUTCOME
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -20,7 +23,7 @@ import aiohttp
 from etl import api, tls
 from etl.budget import CURRENT_WORK, RETRYING, HostBudget, ProcessPacer, RateChange, StrainDetector
 from etl.events import RateChanged, Request, Retry, emit
-from etl.failures import STRAIN_WEIGHTS, Action, FetchError, RetryPolicy, status_outcome
+from etl.failures import STRAIN_WEIGHTS, FailureClass, FetchError, RetryPolicy, status_outcome
 from etl.paging import Paginator
 from etl.payloads import BodyCheck, check_prove_body, parse_json_body
 from etl.wasm_auth import TokenScheme
@@ -60,6 +63,7 @@ class ClientConfig:
     max_attempts: int = 6
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
+    max_retry_after: float = 600.0
     max_body_mb: float = 32.0
     page_size: int = 500
     max_pages: int = 200
@@ -69,14 +73,22 @@ class ClientConfig:
         return cls(**{item.name: getattr(settings, item.name) for item in fields(cls)})
 
 
-def _retry_after_seconds(headers: Any) -> float | None:
-    value = headers.get("Retry-After")
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """A Retry-After header as seconds from `now`: delay-seconds or an HTTP date (RFC 9110); None when
+    absent or unreadable. A date in the past is 0."""
     if value is None:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        return None
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = (when - (now or datetime.now(timezone.utc))).total_seconds()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 class NepseClient:
@@ -198,8 +210,8 @@ class NepseClient:
             await asyncio.sleep(wait)
 
     def _note_failure(self, error: FetchError) -> None:
-        if self._strain.record(STRAIN_WEIGHTS.get(error.action, 0)):
-            reason = "repeated HTTP 429" if error.action is Action.THROTTLED else "burst of failures"
+        if self._strain.record(STRAIN_WEIGHTS.get(error.failure_class, 0)):
+            reason = "repeated HTTP 429" if error.failure_class is FailureClass.THROTTLED else "burst of failures"
             change = self.budget.throttle(reason)
             if change is not None:
                 self.stats.throttle_events += 1
@@ -288,7 +300,7 @@ class NepseClient:
             try:
                 body = await self._send_logged(method, path, params, api.auth_header(token))
             except FetchError as error:
-                if error.action is Action.AUTH:
+                if error.failure_class is FailureClass.AUTH:
                     raise self._auth_failed(error, token, proven_now, started, refusals) from None
                 raise
         data = parse_json_body(body)
@@ -324,9 +336,7 @@ class NepseClient:
         try:
             async with self._session.request(method, url, params=params, headers=headers) as response:
                 if response.status >= 400:
-                    text = (await response.content.read(2048)).decode("utf-8", "replace")
-                    raise FetchError(status_outcome(response.status, text), f"HTTP {response.status}",
-                                     status=response.status, retry_after=_retry_after_seconds(response.headers))
+                    raise await self._status_error(response)
                 return await self._read_capped(response)
         except FetchError:
             raise
@@ -341,6 +351,17 @@ class NepseClient:
             raise FetchError("connection_error", f"connection error: {type(exc).__name__}") from None
         except asyncio.TimeoutError:
             raise FetchError("timeout", f"no answer within {self.config.timeout:g}s") from None
+
+    async def _status_error(self, response: aiohttp.ClientResponse) -> FetchError:
+        text = (await response.content.read(2048)).decode("utf-8", "replace")
+        header = response.headers.get("Retry-After")
+        retry_after = retry_after_seconds(header)
+        if retry_after is not None and retry_after > self.config.max_retry_after:
+            return FetchError("retry_after_too_long", f"HTTP {response.status} asking to wait {retry_after:,.0f} s "
+                              f"(Retry-After: {header}), longer than --max-retry-after "
+                              f"{self.config.max_retry_after:g} s", status=response.status, retry_after=retry_after)
+        return FetchError(status_outcome(response.status, text), f"HTTP {response.status}", status=response.status,
+                          retry_after=retry_after)
 
     async def _read_capped(self, response: aiohttp.ClientResponse) -> bytes:
         declared = response.content_length

@@ -44,7 +44,7 @@ ARROW_POOL_VARIABLE = "ARROW_DEFAULT_MEMORY_POOL"
 
 
 @dataclass
-class TypeResult:
+class ExtractCounts:
     type_name: str
     companies_total: int = 0
     companies_ok: int = 0
@@ -71,7 +71,7 @@ class TypeResult:
 
 
 @dataclass(frozen=True)
-class TypeJob:
+class ExtractJob:
     type_name: str
     items: list[WorkItem]
     skipped: int
@@ -82,11 +82,11 @@ class TypeJob:
     member: int = 0  # this type's place in the host budget's shares
 
 
-# ---- the pool: one process per data type (parent side)
+# ---- the processes: one per data type (parent side)
 
 
-class ExtractPool:
-    """One process per data type, each handing back its TypeResult through a pipe.
+class ExtractProcesses:
+    """One process per data type, each handing back its ExtractCounts through a pipe.
 
     Plain processes rather than multiprocessing.Pool: a Pool never reports a worker killed under it
     (OOM, kill -9) and can hang on terminate afterwards; here a process that dies without a result is
@@ -100,7 +100,7 @@ class ExtractPool:
         self.stop_event = ctx.Event()
         self._running: dict[str, tuple[BaseProcess, Connection]] = {}
 
-    def start(self, jobs: list[TypeJob]) -> None:
+    def start(self, jobs: list[ExtractJob]) -> None:
         for job in jobs:
             receiver, sender = self._ctx.Pipe(duplex=False)
             process = self._ctx.Process(
@@ -176,7 +176,7 @@ def type_failure(name: str, reason: str) -> dict[str, Any]:
 # ---- one type's process (child side)
 
 
-def type_process_main(job: TypeJob, budget: HostBudget, log_queue: Any, stop_event: Any, results: Connection,
+def type_process_main(job: ExtractJob, budget: HostBudget, log_queue: Any, stop_event: Any, results: Connection,
                       parent_pid: int) -> None:
     ignore_ctrl_c()
     die_with_parent()
@@ -186,21 +186,28 @@ def type_process_main(job: TypeJob, budget: HostBudget, log_queue: Any, stop_eve
     install_child_logging(log_queue, label=job.type_name)
     try:
         result = asyncio.run(extract_type(job, budget, stop_event.is_set)).as_dict()
-    except Exception as exc:  # a bug here must not lose the other types' work
-        logger.exception(f"extract failed: {exc}")
-        result = lost_type(job.type_name, f"extract process failed: {type(exc).__name__}: {exc}")
+    except Exception as exc:  # a bug: this type stops here, loudly; the other types' work goes on
+        logger.exception(f"extract stopped by a bug: {type(exc).__name__}: {exc}")
+        result = lost_type(job.type_name, f"extract stopped by a bug: {type(exc).__name__}: {exc} "
+                                          "(the traceback is in the log)")
     results.send(result)
     results.close()
 
 
 # ---- the event loop
 
+# What the server or the machine can do to one company besides a failed request (FetchError): a symbol
+# that cannot be a path, a file that cannot be written. Recorded as the company's failure; the run goes
+# on. A record the server garbled is not one of them: the parser keeps it as a row with its reason. Any
+# other exception is a bug of ours and stops the type's process with its traceback (type_process_main).
+COMPANY_FAILURES = (UnsafeSymbol, OSError)
 
-async def extract_type(job: TypeJob, budget: HostBudget, stop_requested: Any) -> TypeResult:
+
+async def extract_type(job: ExtractJob, budget: HostBudget, stop_requested: Any) -> ExtractCounts:
     data_type = datatypes.get(job.type_name)
     zone = RawZone(job.settings.output)
-    result = TypeResult(job.type_name, companies_total=len(job.items) + job.skipped,
-                        companies_skipped=job.skipped)
+    result = ExtractCounts(job.type_name, companies_total=len(job.items) + job.skipped,
+                           companies_skipped=job.skipped)
     emit(TypeStart(type=job.type_name, total=len(job.items), skipped=job.skipped, budget_rps=budget.max_rate,
                    units=data_type.scope.name))
     started = time.monotonic()
@@ -237,7 +244,7 @@ async def extract_type(job: TypeJob, budget: HostBudget, stop_requested: Any) ->
 
 
 async def _worker(queue: asyncio.Queue[tuple[WorkItem, int]], client: NepseClient, data_type: DataType,
-                  zone: RawZone, job: TypeJob, result: TypeResult, meter: WorkMeter) -> None:
+                  zone: RawZone, job: ExtractJob, result: ExtractCounts, meter: WorkMeter) -> None:
     while not queue.empty() and not result.disk_full:
         item, expected = queue.get_nowait()
         work = meter.start(expected)
@@ -253,7 +260,7 @@ async def _worker(queue: asyncio.Queue[tuple[WorkItem, int]], client: NepseClien
                 _record_failure(result, item.unit, result.disk_full, 1, client)
             else:
                 _record_failure(result, item.unit, f"{type(error).__name__}: {error}", 1, client)
-        except (UnsafeSymbol, pa.ArrowException, ValueError, TypeError, KeyError) as error:
+        except UnsafeSymbol as error:
             _record_failure(result, item.unit, f"{type(error).__name__}: {error}", 1, client)
         else:
             result.companies_ok += 1
@@ -267,7 +274,7 @@ async def _worker(queue: asyncio.Queue[tuple[WorkItem, int]], client: NepseClien
             meter.finish(work)
 
 
-def _record_failure(result: TypeResult, unit: Unit, reason: str, attempts: int, client: NepseClient,
+def _record_failure(result: ExtractCounts, unit: Unit, reason: str, attempts: int, client: NepseClient,
                     outcome: str | None = None) -> None:
     """`outcome`: the failure table's key, whose advice the summary gives once per cause."""
     result.companies_failed += 1
@@ -285,7 +292,7 @@ class UnitOutcome:
 
 
 async def fetch_unit(client: NepseClient, data_type: DataType, zone: RawZone, item: WorkItem,
-                     job: TypeJob) -> UnitOutcome:
+                     job: ExtractJob) -> UnitOutcome:
     """Fetch, parse and atomically write one unit's data (a company's, an index's)."""
     path = zone.partition_path(data_type.name, item.unit.key)  # check the key before fetching
     records = await data_type.fetch(client, item.unit, item.window)

@@ -11,47 +11,48 @@ import random
 from dataclasses import dataclass
 
 
-class Action(enum.Enum):
+class FailureClass(enum.Enum):
     TRANSIENT = "transient"  # retry after a backoff
     THROTTLED = "throttled"  # retry after a backoff, and slow the whole host down
     AUTH = "auth"  # re-prove the token once, then retry
     TERMINAL = "terminal"  # no retry: record the failure and move on
 
 
-OUTCOMES: dict[str, Action] = {
-    "http_400": Action.TERMINAL,
-    "http_401": Action.AUTH,
-    "http_403": Action.TERMINAL,
-    "http_404": Action.TERMINAL,
-    "http_429": Action.THROTTLED,
-    "http_4xx": Action.TERMINAL,
-    "http_5xx": Action.TRANSIENT,
-    "bad_token_500": Action.AUTH,  # NEPSE answers a stale token with 500 "invalid JWE header"
-    "auth_rejected": Action.TERMINAL,  # refused again right after a fresh prove: re-proving will not help
-    "disconnected": Action.TRANSIENT,
-    "connection_error": Action.TRANSIENT,
-    "timeout": Action.TRANSIENT,
-    "empty_body": Action.TRANSIENT,
-    "bad_json": Action.TRANSIENT,
-    "bad_shape": Action.TRANSIENT,
-    "inconsistent_page": Action.TRANSIENT,
-    "tls_error": Action.TERMINAL,
-    "body_too_large": Action.TERMINAL,
-    "too_many_pages": Action.TERMINAL,
+OUTCOMES: dict[str, FailureClass] = {
+    "http_400": FailureClass.TERMINAL,
+    "http_401": FailureClass.AUTH,
+    "http_403": FailureClass.TERMINAL,
+    "http_404": FailureClass.TERMINAL,
+    "http_429": FailureClass.THROTTLED,
+    "http_4xx": FailureClass.TERMINAL,
+    "http_5xx": FailureClass.TRANSIENT,
+    "bad_token_500": FailureClass.AUTH,  # NEPSE answers a stale token with 500 "invalid JWE header"
+    "auth_rejected": FailureClass.TERMINAL,  # refused again right after a fresh prove: re-proving will not help
+    "disconnected": FailureClass.TRANSIENT,
+    "connection_error": FailureClass.TRANSIENT,
+    "timeout": FailureClass.TRANSIENT,
+    "empty_body": FailureClass.TRANSIENT,
+    "bad_json": FailureClass.TRANSIENT,
+    "bad_shape": FailureClass.TRANSIENT,
+    "inconsistent_page": FailureClass.TRANSIENT,
+    "tls_error": FailureClass.TERMINAL,
+    "body_too_large": FailureClass.TERMINAL,
+    "too_many_pages": FailureClass.TERMINAL,
+    "retry_after_too_long": FailureClass.TERMINAL,  # Retry-After beyond --max-retry-after
 }
 
 # How loudly each kind of failure says "the server is struggling". A process halves the host rate when
 # its recent outcomes add up to the burst threshold (etl/budget.py): eight transient failures, or two
 # 429s. A lone 429 is honoured for its own request (Retry-After) without slowing every other one.
-STRAIN_WEIGHTS: dict[Action, int] = {Action.TRANSIENT: 1, Action.THROTTLED: 4}
+STRAIN_WEIGHTS: dict[FailureClass, int] = {FailureClass.TRANSIENT: 1, FailureClass.THROTTLED: 4}
 
 
-# What to tell the user, per cause: an outcome's own line, else its action's.
-ADVICE_BY_ACTION: dict[Action, str] = {
-    Action.TRANSIENT: "the server was struggling: re-run later, perhaps with a lower --max-rps",
-    Action.THROTTLED: "the server throttled us: re-run with a lower --max-rps",
-    Action.AUTH: "the server kept refusing our token: re-run; if it persists, check --base-url",
-    Action.TERMINAL: "re-running alone will not fix it: check --base-url and the symbol",
+# What to tell the user, per cause: an outcome's own line, else its failure class's.
+ADVICE_BY_CLASS: dict[FailureClass, str] = {
+    FailureClass.TRANSIENT: "the server was struggling: re-run later, perhaps with a lower --max-rps",
+    FailureClass.THROTTLED: "the server throttled us: re-run with a lower --max-rps",
+    FailureClass.AUTH: "the server kept refusing our token: re-run; if it persists, check --base-url",
+    FailureClass.TERMINAL: "re-running alone will not fix it: check --base-url and the symbol",
 }
 ADVICE: dict[str, str] = {
     "auth_rejected": "the server refused a token it had just issued: check that --base-url is NEPSE's API "
@@ -67,7 +68,7 @@ ADVICE: dict[str, str] = {
 
 
 def advice_for(outcome: str) -> str:
-    return ADVICE.get(outcome) or ADVICE_BY_ACTION[OUTCOMES.get(outcome, Action.TERMINAL)]
+    return ADVICE.get(outcome) or ADVICE_BY_CLASS[OUTCOMES.get(outcome, FailureClass.TERMINAL)]
 
 
 def status_outcome(status: int, body_text: str = "") -> str:
@@ -95,13 +96,13 @@ class FetchError(Exception):
         self.attempts = attempts
 
     @property
-    def action(self) -> Action:
+    def failure_class(self) -> FailureClass:
         return OUTCOMES[self.outcome]
 
     @property
     def refused_auth(self) -> bool:
         """The server refused our token, whether or not another try is worth it."""
-        return self.action is Action.AUTH or self.outcome == "auth_rejected"
+        return self.failure_class is FailureClass.AUTH or self.outcome == "auth_rejected"
 
     def describe(self) -> str:
         """One line for the summary, e.g. 'HTTP 502 after 5 attempts'."""
@@ -116,7 +117,7 @@ class RetryPolicy:
     backoff_cap: float = 30.0
 
     def should_retry(self, error: FetchError, attempt: int) -> bool:
-        return error.action is not Action.TERMINAL and attempt < self.max_attempts
+        return error.failure_class is not FailureClass.TERMINAL and attempt < self.max_attempts
 
     def wait_seconds(self, error: FetchError, attempt: int, rng: random.Random) -> float:
         """Exponential backoff with full jitter; never sooner than the server's Retry-After."""

@@ -42,6 +42,7 @@ APPLICATION_ID = 0x4E455053  # "NEPS": marks a database as ours
 SQLITE_HEADER = b"SQLite format 3\x00"
 FILES_PER_BATCH = 200  # bounds memory: a batch of companies at a time where the key allows it
 _REASON = "_reason"
+_ROW = "_row"  # a row's place in its batch, which _Origins turns into the raw file and row it came from
 _ISSUE_SCHEMA = {"key": pl.String, "rule": pl.String, "detail": pl.String}
 _KEY = "_key"
 PROBE_BUSY_TIMEOUT_S = 0.5
@@ -254,16 +255,41 @@ def _normalise(table: pa.Table, data_type: DataType) -> pl.DataFrame:
     return frame.select(list(expressions.values()))
 
 
-def _read_batch(paths: list[Path], data_type: DataType, zone: RawZone, counts: LoadCounts) -> list[pl.DataFrame]:
+@dataclass
+class _Origins:
+    """Which raw file, and which row of it, each row of a batch came from (in the batch's row order).
+
+    Rows per file are read from the Parquet footers only when a row is asked about: only quarantined
+    rows are, and most batches have none."""
+
+    paths: list[Path]
+    output: Path
+    rows: list[int] | None = None
+
+    def source(self, batch_row: int) -> str:
+        """``raw/<type>/symbol=<SYMBOL>/part.parquet#<row>``, the row counted from 0."""
+        if self.rows is None:
+            self.rows = [pq.read_metadata(path).num_rows for path in self.paths]
+        for path, rows in zip(self.paths, self.rows, strict=True):
+            if batch_row < rows:
+                return f"{path.relative_to(self.output)}#{batch_row}"
+            batch_row -= rows
+        raise IndexError(f"row {batch_row} is past the batch's files")
+
+
+def _read_batch(paths: list[Path], data_type: DataType, zone: RawZone,
+                counts: LoadCounts) -> tuple[list[pl.DataFrame], _Origins]:
     """All files of a batch in one multi-threaded read when they are all well-formed files of ours;
     otherwise file by file, so that each bad one is found and moved aside."""
+    output = zone.root.parent
     try:
         frame = pl.scan_parquet(paths, hive_partitioning=False).collect()
     except Exception:  # noqa: BLE001 - any failure sends us to the careful path, which names the file
         frame = None
     if frame is not None and frame.schema == _expected_polars_schema(data_type):
-        return [frame]
-    return [frame for path in paths if (frame := _read_file(path, data_type, zone, counts)) is not None]
+        return [frame], _Origins(paths, output)
+    read = [(path, frame) for path in paths if (frame := _read_file(path, data_type, zone, counts)) is not None]
+    return [frame for _, frame in read], _Origins([path for path, _ in read], output, [f.height for _, f in read])
 
 
 def _read_file(path: Path, data_type: DataType, zone: RawZone, counts: LoadCounts) -> pl.DataFrame | None:
@@ -385,17 +411,19 @@ def _flag(good: pl.DataFrame, keys: pl.Series, data_type: DataType) -> pl.DataFr
 # ---- writing
 
 
-def _write_quarantine(connection: sqlite3.Connection, data_type: DataType, bad: pl.DataFrame) -> None:
+def _write_quarantine(connection: sqlite3.Connection, data_type: DataType, bad: pl.DataFrame,
+                      origins: _Origins) -> None:
     if bad.is_empty():
         return
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     rows = []
     for record in bad.drop(FETCHED_AT).to_dicts():
         reason = record.pop(_REASON)
+        source = origins.source(record.pop(_ROW))
         record.pop(REJECT_REASON, None)
         text = json.dumps(record, sort_keys=True, default=str)
         digest = hashlib.sha1(f"{reason}|{text}".encode()).hexdigest()
-        rows.append((data_type.name, digest, record.get("symbol"), reason, text, None, now))
+        rows.append((data_type.name, digest, record.get("symbol"), reason, text, source, now))
     connection.executemany("INSERT OR IGNORE INTO quarantine VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
 
 
@@ -437,17 +465,17 @@ def load_type(connection: sqlite3.Connection, data_type: DataType, zone: RawZone
         forget_rows_now_flagged(connection, data_type)
         for batch in _batches(paths, data_type):
             bad_before = len(counts.bad_files)
-            frames = _read_batch(batch, data_type, zone, counts)
+            frames, origins = _read_batch(batch, data_type, zone, counts)
             counts.files += len(batch) - (len(counts.bad_files) - bad_before)
             if not frames:
                 continue
-            frame = pl.concat(frames, how="vertical_relaxed")
+            frame = pl.concat(frames, how="vertical_relaxed").with_row_index(_ROW)
             counts.rows_read += frame.height
             good, bad, conflicts = _split(frame, data_type)
             if data_type.before_upsert is not None and not good.is_empty():
                 good = data_type.before_upsert(connection, good)
             counts.quarantined += bad.height
-            _write_quarantine(connection, data_type, bad)
+            _write_quarantine(connection, data_type, bad, origins)
             _upsert(connection, data_type, good, counts)
             keys = good.select(key_expr(data_type.natural_key)).to_series()
             _record_flags(connection, data_type, keys, pl.concat([_flag(good, keys, data_type), conflicts]), counts)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 from rich.console import Console
 
-from etl import datatypes, tls, wasm_auth
+from etl import api, datatypes, tls, wasm_auth
 from etl.budget import HostBudget, StateDirError, ledger_path
 from etl.client import ClientConfig, NepseClient
 from etl.datatypes.base import DataType, ListingProblem, Scope, Unit, rows_to_table
@@ -31,12 +31,12 @@ from etl.diskspace import disk_full_message, is_disk_full
 from etl.errors import DatabaseNotUsable, DiskFull
 from etl.eventlog import EventRecorder, events_path
 from etl.events import HostRate, emit
-from etl.extract import ExtractPool, TypeJob, type_failure
+from etl.extract import ExtractJob, ExtractProcesses, type_failure
 from etl.failures import FetchError, advice_for
 from etl.logs import LogHub, LogRecord, configure_parent_logging
-from etl.plan import ResumeState, TypePlan, expected_requests, job_fingerprint, plan_type
+from etl.plan import FetchPlan, ResumeState, expected_requests, job_fingerprint, plan_type
 from etl.procs import children_start_deaf_to_ctrl_c
-from etl.progress import _say, choose_mode, make_display, render_summary
+from etl.progress import _print_verbatim, choose_mode, make_display, render_summary
 from etl.rawzone import RawZone
 from etl.report import RunFacts, build_report, record_run, write_report
 from etl.settings import ConfigError, Settings, source_of
@@ -183,7 +183,7 @@ def _keep_listing(context: RunContext, data_type: DataType, rows: list[dict]) ->
 
 
 def plan_types(context: RunContext, type_names: tuple[str, ...], units: Units,
-               resume_job: str | None) -> list[TypePlan]:
+               resume_job: str | None) -> list[FetchPlan]:
     """A plan for each selected type whose scope could be listed."""
     selected = [datatypes.get(name) for name in type_names]
     return [plan_type(data_type, units.of(data_type), context.zone, context.settings, resume_job)
@@ -204,21 +204,21 @@ def unlisted_types(type_names: tuple[str, ...], units: Units) -> dict[str, dict[
 # ---- dry run
 
 
-def estimate(plans: list[TypePlan], settings: Settings) -> tuple[int, float]:
+def estimate(plans: list[FetchPlan], settings: Settings) -> tuple[int, float]:
     """(calls, seconds) at the current budget: the host rate, or a process's own pacing if slower."""
     calls_by_type = [_calls_for(plan, settings) for plan in plans]
     calls = sum(calls_by_type)
-    auth_calls = 1 + math.ceil(calls / settings.max_rps / 45)
+    auth_calls = 1 + math.ceil(calls / settings.max_rps / api.TOKEN_REFRESH_AFTER_S)
     seconds = max([(calls + auth_calls) / settings.max_rps] + [n * settings.pacing for n in calls_by_type])
     return calls + auth_calls, seconds
 
 
-def _calls_for(plan: TypePlan, settings: Settings) -> int:
+def _calls_for(plan: FetchPlan, settings: Settings) -> int:
     data_type = datatypes.get(plan.type_name)
     return sum(expected_requests(item, data_type, settings.page_size) for item in plan.items)
 
 
-def print_plan(console: Console, plans: list[TypePlan], settings: Settings, resuming: bool) -> None:
+def print_plan(console: Console, plans: list[FetchPlan], settings: Settings, resuming: bool) -> None:
     since, until = settings.window
     console.print(f"Dry run: price window {since} to {until}; host budget {settings.max_rps:g} req/s"
                   + ("; resuming an interrupted run" if resuming else ""))
@@ -235,20 +235,20 @@ def print_plan(console: Console, plans: list[TypePlan], settings: Settings, resu
 # ---- extract
 
 
-def run_extract(context: RunContext, plans: list[TypePlan], budget: HostBudget, hub: LogHub,
+def run_extract(context: RunContext, plans: list[FetchPlan], budget: HostBudget, hub: LogHub,
                 ctx: multiprocessing.context.BaseContext, job_id: str) -> dict[str, dict[str, Any]]:
-    jobs = [TypeJob(plan.type_name, plan.items, len(plan.skipped), context.settings, job_id, context.run_id,
+    jobs = [ExtractJob(plan.type_name, plan.items, len(plan.skipped), context.settings, job_id, context.run_id,
                     context.token_scheme, member) for member, plan in enumerate(plans)]
     for member, plan in enumerate(plans):  # before any process starts, so the first one up takes no more than its share
         budget.set_remaining(_calls_for(plan, context.settings), member=member)
-    pool = ExtractPool(ctx, budget, hub.queue)
+    processes = ExtractProcesses(ctx, budget, hub.queue)
     results: dict[str, dict[str, Any]] = {}
     rate = budget.rate
     try:
-        pool.start(jobs)
-        while pool.running:
+        processes.start(jobs)
+        while processes.running:
             try:
-                results.update(pool.collect(timeout=0.2))
+                results.update(processes.collect(timeout=0.2))
                 if budget.rate != rate:
                     # When it happened, to 0.2 s: the process that raises the rate reports it only once its
                     # own queued start comes round, which can be seconds later.
@@ -259,10 +259,10 @@ def run_extract(context: RunContext, plans: list[TypePlan], budget: HostBudget, 
                     logger.warning("second Ctrl-C: abandoning the requests in flight")
                     break
                 context.interrupted = True
-                pool.stop_event.set()
+                processes.stop_event.set()
                 logger.warning("Ctrl-C: no new requests; finishing those in flight (Ctrl-C again to abandon them)")
     finally:
-        pool.kill()
+        processes.kill()
     return results
 
 
@@ -334,10 +334,10 @@ def _write_html_report(settings: Settings, report: dict[str, Any], console: Cons
         path = build_html_report(settings.output, report)
     except (OSError, sqlite3.Error) as exc:
         logger.error(f"could not write the HTML report: {exc}")
-        _say(console, f"warning: could not write {settings.output / REPORT_NAME} ({exc}); the data is saved, "
-             "try --report-only")
+        _print_verbatim(console, f"warning: could not write {settings.output / REPORT_NAME} ({exc}); the data is "
+                        "saved, try --report-only")
         return
-    _say(console, f"Report: {path}")
+    _print_verbatim(console, f"Report: {path}")
 
 
 def report_only(settings: Settings, console: Console) -> int:
@@ -356,7 +356,7 @@ def report_only(settings: Settings, console: Console) -> int:
     except OSError as exc:
         raise ConfigError(f"cannot write {settings.output / REPORT_NAME} ({exc.strerror or exc}); check the "
                           "directory's permissions or choose another --output") from None
-    _say(console, f"Report: {path}")
+    _print_verbatim(console, f"Report: {path}")
     return 0
 
 

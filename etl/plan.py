@@ -36,7 +36,7 @@ def expected_requests(item: WorkItem, data_type: DataType, page_size: int) -> in
 
 
 @dataclass
-class TypePlan:
+class FetchPlan:
     type_name: str
     items: list[WorkItem] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
@@ -110,11 +110,11 @@ def _incremental_window(info: PartitionInfo | None, settings: Settings) -> Fetch
 
 
 def plan_type(data_type: DataType, units: list[Unit], zone: RawZone, settings: Settings,
-              resume_job: str | None) -> TypePlan:
+              resume_job: str | None) -> FetchPlan:
     """The units of the type's scope still to fetch, each with its window."""
     infos = zone.partition_infos(data_type.name)
     since, until = settings.window
-    plan = TypePlan(data_type.name)
+    plan = FetchPlan(data_type.name)
     for unit in units:
         info = infos.get(unit.key)
         done_by_job = resume_job is not None and info is not None and info.meta.get("job_id") == resume_job

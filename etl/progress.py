@@ -75,7 +75,7 @@ def _level_number(name: Any) -> int:
     return _LEVEL_NUMBERS.get(str(name).upper(), _INFO)
 
 
-def _say(console: Console, text: str, style: str | None = None) -> None:
+def _print_verbatim(console: Console, text: str, style: str | None = None) -> None:
     """Print one line verbatim: no markup, highlighting, emoji or wrapping, and no control character
     from a server's string."""
     console.print(printable(text), style=style, markup=False, highlight=False, emoji=False, soft_wrap=True)
@@ -87,7 +87,7 @@ def _say(console: Console, text: str, style: str | None = None) -> None:
 
 
 @dataclass
-class TypeStats:
+class TypeProgress:
     """What the display knows about one data type, built from its events."""
 
     name: str
@@ -174,7 +174,7 @@ class ProgressDisplay:
         self.verbose = verbose
         self._clock = clock
         self._lock = threading.RLock()
-        self._stats: dict[str, TypeStats] = {}
+        self._stats: dict[str, TypeProgress] = {}
         self._last_rate_change: tuple[Any, Any] | None = None
 
     def start(self) -> None:
@@ -195,11 +195,11 @@ class ProgressDisplay:
     ) -> None:
         self.stop()
 
-    def stats(self, type_name: str) -> TypeStats:
+    def stats(self, type_name: str) -> TypeProgress:
         """The counters for one data type (created on first sight)."""
         with self._lock:
             if type_name not in self._stats:
-                self._stats[type_name] = TypeStats(type_name, self.budget_rps)
+                self._stats[type_name] = TypeProgress(type_name, self.budget_rps)
             return self._stats[type_name]
 
     def handle(self, record: Mapping[str, Any]) -> None:
@@ -237,11 +237,11 @@ class ProgressDisplay:
     def _show(self, line: str, level: Any) -> None:
         raise NotImplementedError
 
-    def _redraw(self, stats: TypeStats) -> None:
+    def _redraw(self, stats: TypeProgress) -> None:
         """Called after each event of a type; the plain displays have nothing to redraw."""
 
 
-def event_line(event: TypeEvent, stats: TypeStats) -> str:
+def event_line(event: TypeEvent, stats: TypeProgress) -> str:
     """``prices [12/600] NABIL done (251 records)``, ``prices: 600 companies to fetch, ...``."""
     if isinstance(event, (CompanyDone, CompanyFailed)):
         total = "?" if stats.total is None else f"{stats.total}"
@@ -269,7 +269,7 @@ class PlainDisplay(ProgressDisplay):
             self.min_event_level = self.min_line_level = _DEBUG
 
     def _show(self, line: str, level: Any) -> None:
-        _say(self.console, line)
+        _print_verbatim(self.console, line)
         self.console.file.flush()
 
 
@@ -287,7 +287,7 @@ class _HostRow:
     def __init__(self, display: ProgressDisplay) -> None:
         self._display = display
 
-    def _each(self) -> list[TypeStats]:
+    def _each(self) -> list[TypeProgress]:
         return list(self._display._stats.values())
 
     @property
@@ -319,7 +319,7 @@ class _StatsColumn(ProgressColumn):
         self._clock = clock
 
     def render(self, task: Task) -> Text:
-        stats: TypeStats | _HostRow = task.fields["stats"]
+        stats: TypeProgress | _HostRow = task.fields["stats"]
         rate = stats.rate(self._clock())
         budget = f"/{stats.budget_rps:g}" if isinstance(stats, _HostRow) else ""
         text = (
@@ -360,7 +360,7 @@ class LiveDisplay(ProgressDisplay):
             Text(line, style=_LEVEL_STYLES.get(str(level).upper(), "")), highlight=False, soft_wrap=True
         )
 
-    def _redraw(self, stats: TypeStats) -> None:
+    def _redraw(self, stats: TypeProgress) -> None:
         if not self._tasks:
             self._tasks[HOST_ROW] = self._progress.add_task(HOST_ROW, total=None, stats=_HostRow(self))
         if stats.name not in self._tasks:
@@ -501,20 +501,20 @@ def _print_table(console: Console, table: Table) -> None:
     plain = Console(file=io.StringIO(), width=max(console.width, TABLE_WIDTH), no_color=True, highlight=False)
     plain.print(table)
     for line in plain.file.getvalue().splitlines():
-        _say(console, line.rstrip())
+        _print_verbatim(console, line.rstrip())
 
 
 def render_summary(report: Mapping[str, Any], console: Console) -> None:
     """Print the end-of-run summary from the run report (missing keys show as 0 or "-")."""
     types: Mapping[str, Mapping[str, Any]] = report.get("types") or {}
     for name, stats in types.items():
-        _say(console, _headline(name, stats))
+        _print_verbatim(console, _headline(name, stats))
     _print_table(console, _summary_table(types))
     for line in _failure_lines(report):
-        _say(console, line)
+        _print_verbatim(console, line)
     for line in summary_lines(types):
-        _say(console, line)
+        _print_verbatim(console, line)
     for title, key in (("Database", "database"), ("Run report", "report_path"), ("Log", "log_path")):
-        _say(console, f"{title}: {report.get(key) or '-'}")
+        _print_verbatim(console, f"{title}: {report.get(key) or '-'}")
     code = exit_code_of(report)
-    _say(console, f"Exit code: {code} ({exit_meaning(code)})")
+    _print_verbatim(console, f"Exit code: {code} ({exit_meaning(code)})")

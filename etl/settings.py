@@ -228,6 +228,9 @@ SPECS: tuple[SettingSpec, ...] = (
                 "full jitter", "politeness", metavar="S"),
     SettingSpec("backoff_cap", parse_positive_float, "longest single retry wait in seconds", "politeness",
                 metavar="S"),
+    SettingSpec("max_retry_after", parse_non_negative_float, "longest wait a server's Retry-After (in seconds "
+                "or as an HTTP date) may ask for; a request asked to wait longer fails at once, with the server's "
+                "value in the message", "politeness", metavar="S"),
     SettingSpec("state_dir", parse_path, "where runs on this machine share each host's budget (one small "
                 "locked file per API host)", "politeness", metavar="DIR",
                 default="$XDG_CACHE_HOME/nepse-etl, else ~/.cache/nepse-etl", example="~/.cache/nepse-etl"),
@@ -258,7 +261,8 @@ GROUP_DESCRIPTIONS = {
     "(there is one per data type). When some types finish early, the processes still running may use the "
     "whole host budget, up to their own limits. On throttling (two HTTP 429s or eight transient failures "
     "among a process's last 20 requests) the host rate is halved, down to --min-rps, and stepped back up "
-    "after --recover-after quiet seconds. A lone 429 only delays its own request (Retry-After).",
+    "after --recover-after quiet seconds. A lone 429 only delays its own request (Retry-After, in seconds or as "
+    "an HTTP date, up to --max-retry-after).",
     "limits": "Guards against a broken or hostile server, and internals.",
 }
 
@@ -291,6 +295,7 @@ class Settings:
     max_attempts: int = 6
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
+    max_retry_after: float = 600.0
     state_dir: Path | None = None
     page_size: int = 500
     max_pages: int = 200

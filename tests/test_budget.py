@@ -26,7 +26,7 @@ from etl.budget import (
     fair_share,
     ledger_path,
 )
-from etl.failures import STRAIN_WEIGHTS, Action
+from etl.failures import STRAIN_WEIGHTS, FailureClass
 from etl.simulator import SimulatorProcess
 from tests.conftest import BACKFILL, clean_env, run_cli, table_rows
 from tests.virtual_time import VirtualTimeLoop, run_virtual
@@ -405,7 +405,7 @@ def test_strain_detector_fires_on_a_burst_not_on_scattered_failures() -> None:
 
 
 def test_two_429s_are_a_throttle_signal_and_one_is_not() -> None:
-    weight = STRAIN_WEIGHTS[Action.THROTTLED]
+    weight = STRAIN_WEIGHTS[FailureClass.THROTTLED]
     detector = StrainDetector(window=20, threshold=8)
     assert not detector.record(weight)
     assert not any(detector.record(0) for _ in range(19))  # the lone 429 has left the window

@@ -7,13 +7,14 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from datetime import datetime, timezone
 
 import pytest
 from aiohttp import web
 
 from etl import api
 from etl.budget import HostBudget
-from etl.client import ClientConfig, NepseClient
+from etl.client import ClientConfig, NepseClient, retry_after_seconds
 from etl.failures import FetchError
 from etl.paging import SpringPaginator
 from tests.conftest import make_budget
@@ -233,3 +234,39 @@ def test_a_401_right_after_a_fresh_token_is_an_auth_failure_with_its_own_advice(
     assert server.count(api.PROVE_PATH) == 2  # re-proved once, not six times
     advice = advice_for(raised.value.outcome)
     assert "--max-rps" not in advice and "token" in advice
+
+
+NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize(("header", "seconds"), [
+    ("120", 120.0), (" 1.5 ", 1.5), ("-3", 0.0), (None, None), ("soon", None), ("inf", None), ("nan", None),
+    ("Sat, 28 Nov 2026 12:10:00 GMT", 600.0),  # the IMF-fixdate form
+    ("Saturday, 28-Nov-26 12:00:30 GMT", 30.0),  # the obsolete RFC 850 form
+    ("Sat Nov 28 12:01:00 2026", 60.0),  # asctime
+    ("Sat, 28 Nov 2026 11:00:00 GMT", 0.0),  # already past
+])
+def test_retry_after_is_read_as_seconds_or_as_an_http_date(header: str | None, seconds: float | None) -> None:
+    assert retry_after_seconds(header, NOW) == seconds
+
+
+def test_a_retry_after_date_in_the_past_is_retried_at_once() -> None:
+    server = Server()
+    answers = iter([web.Response(status=503, headers={"Retry-After": "Thu, 01 Jan 2026 00:00:00 GMT"}),
+                    web.json_response([4])])
+    server.app.router.add_get("/api/nots/back", handler(lambda r: next(answers)))
+    assert run(server, lambda c: c.get_json("/api/nots/back")) == [4]
+    assert server.count("/api/nots/back") == 2
+
+
+@pytest.mark.parametrize("header", ["3600", "Fri, 01 Jan 2100 00:00:00 GMT"])
+def test_a_retry_after_beyond_the_cap_fails_the_request_with_the_servers_value(header: str) -> None:
+    server = Server()
+    server.app.router.add_get("/api/nots/later", handler(
+        lambda r: web.Response(status=429, headers={"Retry-After": header})))
+    with pytest.raises(FetchError) as raised:
+        run(server, lambda c: c.get_json("/api/nots/later"), max_retry_after=600.0)
+    error = raised.value
+    assert error.outcome == "retry_after_too_long" and error.attempts == 1
+    assert f"(Retry-After: {header})" in error.detail and "--max-retry-after 600 s" in error.detail
+    assert server.count("/api/nots/later") == 1

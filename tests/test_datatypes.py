@@ -48,8 +48,9 @@ def test_prices_map_the_documented_fields() -> None:
 
 def test_a_record_that_cannot_be_read_is_kept_with_its_reason() -> None:
     rows = REGISTRY["prices"].parse([{"businessDate": "2026-11-26", "closePrice": "abc"}, "junk"], NABIL)
-    assert rows[0][REJECT_REASON] == "closePrice 'abc' is not a number"
-    assert rows[1][REJECT_REASON] == "record is a str, not an object"
+    assert rows[0][REJECT_REASON] == ("closePrice 'abc' is not a number in record "
+                                      '{"businessDate": "2026-11-26", "closePrice": "abc"}')
+    assert rows[1][REJECT_REASON] == 'record is a str, not an object: "junk"'
 
 
 def _report(app_id: int, quarter: str | None, fy: str, eps) -> dict:
@@ -139,6 +140,7 @@ def _price(day: str, **overrides: object) -> dict:
     {"closePrice": "1,234.5"}, {"closePrice": "abc"}, {"highPrice": True}, {"totalTrades": 2.5},
     {"totalTrades": 3.0}, {"lowPrice": None}, {"businessDate": "2026-02-30"}, {"businessDate": " 2026-01-05 "},
     {"businessDate": "2026-01-05T00:00:00"}, {"volume_unknown_key": 1}, {"closePrice": float("nan")},
+    {"totalTrades": 10**20}, {"businessDate": "2026-01-0\ud800"},
 ])
 def test_price_pages_in_columns_match_the_row_parser_whatever_a_page_holds(odd: dict) -> None:
     from etl.datatypes.base import Pages, rows_to_table
@@ -158,7 +160,8 @@ def test_a_price_page_that_is_not_a_list_of_objects_goes_to_the_row_parser() -> 
 
     assert parse_columns([_price("2026-01-01"), "junk"], NABIL) is None
     table = PRICES.to_table([_price("2026-01-01"), "junk"], NABIL, "t")
-    assert table.column(REJECT_REASON).to_pylist() == [None, "record is a str, not an object"]
+    assert table.column(REJECT_REASON).to_pylist() == [None, 'record is a str, not an object: "junk"']
+
 
 
 def test_two_active_ids_for_one_symbol_fetch_only_the_most_recent_listing() -> None:

@@ -53,7 +53,8 @@ def test_history_rows_map_the_documented_fields() -> None:
                    "open": 2640.0, "change": 10.51, "volume": 8000000.0, "trades": 41000,
                    "fifty_two_week_high": 2900.1, "fifty_two_week_low": 2400.5}
     [bad] = INDICES.parse([{"businessDate": "yesterday", "closingIndex": 1}], NEPSE)
-    assert bad[REJECT_REASON] == "businessDate 'yesterday' is not a date" and bad["index_code"] == "NEPSE"
+    assert bad[REJECT_REASON] == ('businessDate \'yesterday\' is not a date in record '
+                                  '{"businessDate": "yesterday", "closingIndex": 1}') and bad["index_code"] == "NEPSE"
 
 
 # ---- against the simulator

@@ -52,17 +52,35 @@ def test_counts_new_updated_unchanged_and_reload_changes_nothing(tmp_path: Path)
 def test_only_rows_that_cannot_be_stored_are_quarantined(tmp_path: Path) -> None:
     zone = RawZone(tmp_path)
     bad_date = {**price(4), "businessDate": None}
-    write_prices(zone, "BBB", [price(1), price(2, close=-5), price(3, high=90, low=95), bad_date,
-                               {**price(5), "closePrice": "abc"}])
+    unreadable = {**price(5), "closePrice": "abc"}
+    write_prices(zone, "BBB", [price(1), price(2, close=-5), price(3, high=90, low=95), bad_date, unreadable])
     counts = load(tmp_path, zone)
     assert (counts.new, counts.quarantined, counts.flagged) == (3, 2, 2)
     db = sqlite3.connect(tmp_path / "nepse.db")
     reasons = sorted(row[0] for row in db.execute("SELECT reason FROM quarantine"))
-    assert reasons == ["closePrice 'abc' is not a number", "no business_date"]
+    assert reasons == [f"closePrice 'abc' is not a number in record {json.dumps(unreadable, sort_keys=True)}",
+                       "no business_date"]
     assert issues(tmp_path) == {("BBB|2026-10-02", "price_not_positive"), ("BBB|2026-10-02", "close_outside_range"),
                                 ("BBB|2026-10-03", "high_below_low")}
     assert load(tmp_path, zone).quarantined == 2
     assert db.execute("SELECT count(*) FROM quarantine").fetchone()[0] == 2  # not duplicated on reload
+
+
+@pytest.mark.parametrize("with_a_corrupt_file", [False, True], ids=["one-read", "file-by-file"])
+def test_a_quarantined_row_names_the_raw_file_and_row_it_came_from(tmp_path: Path, with_a_corrupt_file: bool) -> None:
+    zone = RawZone(tmp_path)
+    write_prices(zone, "AAA", [price(1), price(2)])
+    if with_a_corrupt_file:  # sends the batch down the careful path, file by file
+        corrupt = zone.partition_path("prices", "AAB")
+        corrupt.parent.mkdir(parents=True)
+        corrupt.write_bytes(b"not parquet")
+    unreadable = {**price(4), "closePrice": "x"}
+    write_prices(zone, "NICAD85/86", [price(1), {**price(2), "businessDate": None}, price(3), unreadable])
+    assert load(tmp_path, zone).quarantined == 2
+    rows = sqlite3.connect(tmp_path / "nepse.db").execute("SELECT reason, source FROM quarantine ORDER BY source")
+    assert rows.fetchall() == [("no business_date", "raw/prices/symbol=NICAD85%2F86/part.parquet#1"),
+                               (f"closePrice 'x' is not a number in record {json.dumps(unreadable, sort_keys=True)}",
+                                "raw/prices/symbol=NICAD85%2F86/part.parquet#3")]
 
 
 def issues(tmp_path: Path) -> set[tuple[str, str]]:
@@ -148,7 +166,8 @@ def test_rows_an_earlier_version_quarantined_are_stored_and_flagged(tmp_path: Pa
     """Before plausibility rules, a high below the low was quarantined: after the upgrade the row is in
     `prices` and `data_issues`, and its quarantine entry no longer claims it was not loaded."""
     zone = RawZone(tmp_path)
-    write_prices(zone, "OLD", [price(1, high=90, low=95), {**price(2), "closePrice": "abc"}])
+    unreadable = {**price(2), "closePrice": "abc"}
+    write_prices(zone, "OLD", [price(1, high=90, low=95), unreadable])
     connection = open_database(tmp_path / "nepse.db")
     ensure_quarantine_table(connection)
     connection.execute("INSERT INTO quarantine VALUES ('prices', 'h1', 'OLD', 'high < low', '{}', NULL, 'x')")
@@ -159,7 +178,7 @@ def test_rows_an_earlier_version_quarantined_are_stored_and_flagged(tmp_path: Pa
     db = sqlite3.connect(tmp_path / "nepse.db")
     assert sorted(db.execute("SELECT data_type, reason FROM quarantine")) == [
         ("dividends", "negative cash_pct"),  # another type's entries wait for that type's load
-        ("prices", "closePrice 'abc' is not a number")]
+        ("prices", f"closePrice 'abc' is not a number in record {json.dumps(unreadable, sort_keys=True)}")]
 
 
 def test_a_corrected_row_loses_its_issue_and_first_seen_is_kept(tmp_path: Path) -> None:

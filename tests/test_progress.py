@@ -26,7 +26,7 @@ from etl.events import (
     TypeStart,
     as_extra,
 )
-from etl.progress import TypeStats, make_display, render_summary
+from etl.progress import TypeProgress, make_display, render_summary
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -146,7 +146,7 @@ def test_counters_are_per_type_and_count_done_and_failed_from_many_threads() -> 
 
 
 def test_request_rate_uses_a_sliding_window_then_the_average() -> None:
-    stats = TypeStats("prices", budget_rps=5.0)
+    stats = TypeProgress("prices", budget_rps=5.0)
     stats.apply(TypeStart(type="prices", total=30, skipped=0, budget_rps=5.0), at=0.0)
     for second in range(1, 21):  # requests are running totals
         stats.apply(CompanyDone(type="prices", symbol="S", rows=1, requests=2 * second, retries=0), at=float(second))

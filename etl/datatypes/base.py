@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import json
 import math
 import operator
 import re
@@ -245,7 +246,14 @@ _SPACES = re.compile(r"\s+")
 
 
 class ParseProblem(ValueError):
-    """A value that cannot be read: the row is kept and quarantined with this reason."""
+    """A value that cannot be read: the row is kept and quarantined with this reason.
+
+    Only what the server sent can cause one: the parsers check every shape they rely on, so that any
+    other exception out of a parser is a bug of ours and stops the run loudly (etl/extract.py)."""
+
+
+INT64_MAX = 2**63 - 1
+RECORD_IN_REASON = 300  # characters of the offending record quoted in a parse problem's reason
 
 
 def clean_text(value: Any) -> str | None:
@@ -253,6 +261,11 @@ def clean_text(value: Any) -> str | None:
     if value is None:
         return None
     text = _SPACES.sub(" ", str(value)).strip()
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate, sent as a \ud800 escape: not storable as UTF-8
+            raise ParseProblem(f"text {_printable(repr(text))} is not valid Unicode") from None
     return text or None
 
 
@@ -280,6 +293,8 @@ def to_int(value: Any, field_name: str) -> int | None:
         return None
     if not number.is_integer():
         raise ParseProblem(f"{field_name} {value!r} is not a whole number")
+    if abs(number) > INT64_MAX:
+        raise ParseProblem(f"{field_name} {value!r} is too large for a 64-bit integer")
     return int(number)
 
 
@@ -307,6 +322,35 @@ def fiscal_year(value: Any) -> str | None:
     return f"{match.group(1)}/{match.group(2)[-2:]}"
 
 
+def as_object(value: Any, field_name: str) -> dict[str, Any]:
+    """A nested JSON object; missing, null or empty is {}, anything else not an object is a ParseProblem."""
+    if not value:
+        return {}
+    if not isinstance(value, dict):
+        raise ParseProblem(f"{field_name} is a {type(value).__name__}, not an object")
+    return value
+
+
+def as_array(value: Any, field_name: str) -> list[Any]:
+    """A nested JSON array; missing, null or empty is [], anything else not an array is a ParseProblem."""
+    if not value:
+        return []
+    if not isinstance(value, list):
+        raise ParseProblem(f"{field_name} is a {type(value).__name__}, not an array")
+    return value
+
+
+def quoted(record: Any) -> str:
+    """The record as the server sent it, for a reason (shortened past RECORD_IN_REASON characters)."""
+    text = _printable(json.dumps(record, sort_keys=True, ensure_ascii=False, default=str))
+    return text if len(text) <= RECORD_IN_REASON else text[:RECORD_IN_REASON - 1] + "…"
+
+
+def _printable(text: str) -> str:
+    """The text with anything UTF-8 cannot hold (lone surrogates) escaped."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def nested(record: Any, *path: str) -> Any:
     """record[path[0]][path[1]]..., or None where any level is missing or null."""
     for key in path:
@@ -317,16 +361,17 @@ def nested(record: Any, *path: str) -> Any:
 
 
 def parse_each(records: Iterable[Any], parse_one: Callable[[dict], Row | None], blank: Row) -> list[Row]:
-    """Parse every record; one that cannot be read becomes a row carrying its reason."""
+    """Parse every record; one that cannot be read becomes a row carrying its reason, which quotes it."""
     rows: list[Row] = []
     for record in records:
         if not isinstance(record, dict):
-            rows.append({**blank, REJECT_REASON: f"record is a {type(record).__name__}, not an object"})
+            rows.append({**blank, REJECT_REASON: f"record is a {type(record).__name__}, not an object: "
+                                                 f"{quoted(record)}"})
             continue
         try:
             row = parse_one(record)
         except ParseProblem as problem:
-            rows.append({**blank, REJECT_REASON: str(problem)})
+            rows.append({**blank, REJECT_REASON: f"{problem} in record {quoted(record)}"})
             continue
         if row is not None:
             rows.append(row)

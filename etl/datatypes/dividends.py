@@ -14,12 +14,12 @@ from etl.datatypes.base import (
     DataType,
     FetchWindow,
     Row,
+    as_object,
     clean_text,
     describe_by,
     first_reason,
     fiscal_year,
     negative,
-    nested,
     parse_each,
     required,
     to_float,
@@ -54,9 +54,9 @@ async def fetch(client: Api, company: Company, window: FetchWindow) -> list[Any]
 
 def parse(records: Any, company: Company) -> list[Row]:
     def parse_one(record: dict) -> Row:
-        news = record.get("companyNews") or {}
-        notice = nested(news, "dividendsNotice") or {}
-        financial_year = notice.get("financialYear") or {}
+        news = as_object(record.get("companyNews"), "companyNews")
+        notice = as_object(news.get("dividendsNotice"), "companyNews.dividendsNotice")
+        financial_year = as_object(notice.get("financialYear"), "dividendsNotice.financialYear")
         return {
             "dividend_id": to_int(record.get("id"), "id"),
             "symbol": company.symbol,

@@ -39,7 +39,7 @@ SCHEMA = pa.schema([
     ("security_id", pa.int64()),
 ])
 
-_FIELDS = {
+_COLUMN_KEYS = {
     "company_name": "companyName",
     "email": "companyEmail",
     "contact_person": "companyContactPerson",
@@ -59,7 +59,7 @@ async def fetch(client: Api, company: Company, window: FetchWindow) -> Any:
 
 def parse(record: Any, company: Company) -> list[Row]:
     def parse_one(item: dict) -> Row:
-        row: Row = {column: clean_text(item.get(key)) for column, key in _FIELDS.items()}
+        row: Row = {column: clean_text(item.get(key)) for column, key in _COLUMN_KEYS.items()}
         return {"symbol": company.symbol, **row, "security_id": company.security_id}
 
     return parse_each([record], parse_one, {"symbol": company.symbol, "security_id": company.security_id})

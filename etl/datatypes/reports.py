@@ -15,6 +15,8 @@ from etl.datatypes.base import (
     FetchWindow,
     ParseProblem,
     Row,
+    as_array,
+    as_object,
     clean_text,
     describe_by,
     first_reason,
@@ -79,8 +81,8 @@ def parse(records: Any, company: Company) -> list[Row]:
         report = record.get("fiscalReport")
         if not isinstance(report, dict):
             return None  # an application with no report attached: nothing to keep
-        financial_year = report.get("financialYear") or {}
-        documents = record.get("applicationDocumentDetailsList") or []
+        financial_year = as_object(report.get("financialYear"), "fiscalReport.financialYear")
+        documents = as_array(record.get("applicationDocumentDetailsList"), "applicationDocumentDetailsList")
         first_document = documents[0] if documents and isinstance(documents[0], dict) else {}
         return {
             "symbol": company.symbol,
