@@ -18,7 +18,7 @@ from loguru import logger
 from etl import load as load_module
 from etl.datatypes import REGISTRY
 from etl.datatypes.base import Company, FetchWindow
-from etl.extract import TypeJob, extract_type
+from etl.extract import ExtractJob, extract_type
 from etl.load import DatabaseNotUsable, load_all
 from etl.logs import close_parent_logging, ensure_file_sink
 from etl.plan import WorkItem
@@ -93,7 +93,7 @@ def test_the_extract_starts_no_new_company_once_a_write_fails_for_space(tmp_path
 
     monkeypatch.setattr(RawZone, "write", write)
     window = FetchWindow(date(2026, 1, 1), date(2026, 1, 2))
-    job = TypeJob("profiles", [WorkItem(company, window) for company in companies], 0, settings, "job", "run")
+    job = ExtractJob("profiles", [WorkItem(company, window) for company in companies], 0, settings, "job", "run")
     budget = make_budget(40, 1, 10)
     result = asyncio.run(extract_type(job, budget, lambda: False))
     assert len(writes) <= 2 + 2 * settings.concurrency  # those in flight finish (two workers per slot); none starts
