@@ -458,6 +458,33 @@ async def test_stats_measure_a_concurrent_burst() -> None:
         assert len(stats["starts"]) == 8 and stats["starts"][0] == 0.0
 
 
+@async_test
+async def test_a_request_is_stamped_on_arrival_while_a_long_history_is_being_built(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Building a history (tens of ms for ten years of prices) must not hold up the event loop: requests
+    arriving meanwhile are stamped when they come, not in a bunch afterwards (the busiest second)."""
+    build_s = 0.6
+    built = SimData.prices
+
+    def slow_prices(data: SimData, *args: object) -> list[dict]:
+        time.sleep(build_s)
+        return built(data, *args)
+
+    monkeypatch.setattr(SimData, "prices", slow_prices)
+    async with sim_client() as client:
+        auth = await login(client)
+        await client.post("/_sim/reset")
+        path = f"/api/nots/market/history/security/{first_company(sim_data())['id']}"
+        history = asyncio.ensure_future(client.get(path, headers=auth))
+        await asyncio.sleep(0.1)
+        companies = await client.get("/api/nots/company/list", headers=auth)
+        assert companies.status == 200 and not history.done()
+        assert (await history).status == 200
+        stats = await (await client.get("/_sim/stats")).json()
+        assert stats["per_path_kind"] == {"prices": 1, "company_list": 1}
+        assert stats["starts"][1] - stats["starts"][0] < build_s / 2
+
+
 # --- command line and subprocess -----------------------------------------------------------------
 
 

@@ -16,6 +16,9 @@ from etl.simulator.app import create_app
 from etl.simulator.config import SimConfig, add_config_arguments, config_from_args
 
 PARENT_CHECK_INTERVAL_S = 0.5
+# While the page thread builds a history the event loop waits for the GIL up to this long before it can
+# stamp an arrival (Python's default is 5 ms); measured at 40 req/s, the p90 stamp lag went from 5.9 to 3.7 ms.
+GIL_SWITCH_INTERVAL_S = 0.001
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,6 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     config = config_from_args(args)
     logger.remove()
     logger.add(sys.stderr, level="INFO")
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     asyncio.run(serve(config, args.host, args.port, args.port_file, args.parent_pid))
 
 
