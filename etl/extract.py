@@ -13,7 +13,7 @@ import contextlib
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from multiprocessing.connection import Connection, wait
 from multiprocessing.context import BaseContext
@@ -38,7 +38,7 @@ from etl.plan import WorkItem, covered_until, expected_requests
 from etl.procs import children_start_deaf_to_ctrl_c, die_with_parent, ignore_ctrl_c
 from etl.rawzone import RawZone, UnsafeSymbol, read_meta
 from etl.settings import Settings
-from etl.wasm_auth import TokenScheme
+from etl.wasm_auth import PositionsServer, TokenScheme
 
 ARROW_POOL_VARIABLE = "ARROW_DEFAULT_MEMORY_POOL"
 
@@ -99,9 +99,13 @@ class ExtractProcesses:
         self._log_queue = log_queue
         self.stop_event = ctx.Event()
         self._running: dict[str, tuple[BaseProcess, Connection]] = {}
+        self._positions: PositionsServer | None = None
 
     def start(self, jobs: list[ExtractJob]) -> None:
         for job in jobs:
+            if self._positions is None:  # every job of a run cleans tokens alike: one server for them all
+                self._positions = PositionsServer(self._ctx, job.token_scheme)
+            job = replace(job, token_scheme=self._positions.scheme_for_child())
             receiver, sender = self._ctx.Pipe(duplex=False)
             process = self._ctx.Process(
                 target=type_process_main, name=f"extract-{job.type_name}", daemon=True,
@@ -109,6 +113,8 @@ class ExtractProcesses:
             with children_start_deaf_to_ctrl_c(), _system_allocator_for_children():
                 process.start()
             sender.close()
+            if job.token_scheme.server is not None:
+                job.token_scheme.server.close()  # the child's end: the child holds its own now
             self._running[job.type_name] = (process, receiver)
 
     @property
@@ -116,9 +122,12 @@ class ExtractProcesses:
         return bool(self._running)
 
     def collect(self, timeout: float) -> dict[str, dict[str, Any]]:
-        """Results of the processes that ended within `timeout` seconds."""
+        """Results of the processes that ended within `timeout` seconds (answering their token questions meanwhile)."""
         waitables = [item for process, receiver in self._running.values() for item in (receiver, process.sentinel)]
-        wait(waitables, timeout)
+        questions = self._positions.pipes if self._positions else []
+        ready = wait(waitables + questions, timeout)
+        if self._positions is not None:
+            self._positions.answer(ready)
         finished: dict[str, dict[str, Any]] = {}
         for name, (process, receiver) in list(self._running.items()):
             result = _receive(receiver)
@@ -137,6 +146,8 @@ class ExtractProcesses:
             process.kill()
         for process, _receiver in self._running.values():
             process.join(5)
+        if self._positions is not None:
+            self._positions.close()
 
 
 @contextlib.contextmanager

@@ -4,8 +4,9 @@ NEPSE inserts five junk characters into each token it hands out, at positions it
 with a small WebAssembly module. The formula in `etl/api.py` matches today's module, but the scheme
 has changed before; running the module itself keeps working when it changes again. At the start of
 a run the parent fetches the module (through the host budget), loads it, compares it with the
-formula, caches it by content hash under `<output>/state/css-wasm/` and hands its path to the
-extract processes, which load it from there.
+formula, caches it by content hash under `<output>/state/css-wasm/` and runs it for the extract processes
+too: each asks the parent over a pipe (`PositionsServer`, `RemotePositions`) for the positions of the salts
+it was given, so no extract process loads wasmtime (~17 MB of memory and its import time each).
 
 wasmtime runs it: a maintained runtime whose `Config.consume_fuel` bounds every call (a hostile or
 broken module cannot hang a run), and whose `wat2wasm` lets the simulator build its own module from
@@ -16,18 +17,22 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from multiprocessing.connection import Connection
+from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import wasmtime
 from loguru import logger
 
 from etl import api
 from etl.failures import FetchError
 
+# wasmtime is imported where a module is loaded: only the parent loads one (the extract processes ask it).
 if TYPE_CHECKING:
+    import wasmtime
+
     from etl.client import NepseClient
 
 MAX_WASM_BYTES = 64 * 1024  # the real module is about 750 bytes
@@ -46,6 +51,8 @@ class WasmPositions:
     """An `api.PositionSource` backed by a css.wasm module."""
 
     def __init__(self, wasm: bytes) -> None:
+        import wasmtime
+
         self.sha256 = hashlib.sha256(wasm).hexdigest()
         if not wasm.startswith(_WASM_MAGIC):
             raise WasmUnusable("not a WebAssembly binary")
@@ -71,11 +78,13 @@ class WasmPositions:
             self._functions[name] = function
 
     def __call__(self, body: Mapping[str, Any]) -> tuple[api.Positions, api.Positions]:
-        salts = [int(body[name]) for name in _SALT_NAMES]
+        salts = salts_of(body)
         return (self._positions(api.ACCESS_POSITION_CALLS, salts),
                 self._positions(api.REFRESH_POSITION_CALLS, salts))
 
-    def _positions(self, calls: tuple[tuple[str, tuple[int, ...]], ...], salts: list[int]) -> api.Positions:
+    def _positions(self, calls: tuple[tuple[str, tuple[int, ...]], ...], salts: Sequence[int]) -> api.Positions:
+        import wasmtime
+
         positions = []
         for name, order in calls:
             self._store.set_fuel(FUEL_PER_CALL)
@@ -89,7 +98,13 @@ class WasmPositions:
         return tuple(positions)
 
 
+def salts_of(body: Mapping[str, Any]) -> list[int]:
+    return [int(body[name]) for name in _SALT_NAMES]
+
+
 def _signature(function: wasmtime.Func, store: wasmtime.Store) -> tuple[int, int]:
+    import wasmtime
+
     kind = function.type(store)
     i32 = wasmtime.ValType.i32()
     if any(param != i32 for param in kind.params) or any(result != i32 for result in kind.results):
@@ -116,6 +131,7 @@ class TokenScheme:
 
     wasm_path: Path | None
     reason: str = ""  # why the formula is used, for the lines that report a failed authentication
+    server: Connection | None = None  # in an extract process: the pipe to the parent that runs the module
 
     @property
     def auth_hint(self) -> str:
@@ -126,11 +142,83 @@ class TokenScheme:
         """The position source for a client of this run (the extract processes call this too)."""
         if self.wasm_path is None:
             return api.formula_positions
+        if self.server is not None:
+            return RemotePositions(self.server)
         try:
             return WasmPositions(self.wasm_path.read_bytes())
         except (OSError, WasmUnusable) as exc:
             logger.warning(f"cannot load {self.wasm_path} ({exc}); using the built-in token formula")
             return api.formula_positions
+
+
+class RemotePositions:
+    """An `api.PositionSource` in an extract process: the parent runs css.wasm on the salts and answers with
+    the positions, or with the reason the module could not give them (raised here as the same ValueError)."""
+
+    def __init__(self, server: Connection) -> None:
+        self._server = server
+
+    def __call__(self, body: Mapping[str, Any]) -> tuple[api.Positions, api.Positions]:
+        salts = salts_of(body)  # a body without usable salts fails here, as it would with the module itself
+        # A blocking round trip of well under a millisecond, once per token (every ~45 s per process).
+        self._server.send(salts)
+        answer = self._server.recv()
+        if isinstance(answer, str):
+            raise ValueError(answer)
+        access, refresh = answer
+        return tuple(access), tuple(refresh)
+
+
+class PositionsServer:
+    """The parent's side: one module loaded once, a pipe per extract process, answered between the parent's
+    other waits (`ExtractProcesses.collect`)."""
+
+    def __init__(self, ctx: BaseContext, scheme: TokenScheme) -> None:
+        self._ctx = ctx
+        self._scheme = scheme
+        self._source: api.PositionSource | None = None
+        self._pipes: list[Connection] = []
+
+    def scheme_for_child(self) -> TokenScheme:
+        """The scheme an extract process gets: the parent's pipe in place of the module."""
+        if self._scheme.wasm_path is None:
+            return self._scheme  # the formula: nothing to ask for
+        if self._source is None:
+            self._source = self._scheme.positions()
+        ours, theirs = self._ctx.Pipe(duplex=True)
+        self._pipes.append(ours)
+        return replace(self._scheme, server=theirs)
+
+    @property
+    def pipes(self) -> list[Connection]:
+        return list(self._pipes)
+
+    def answer(self, ready: Sequence[Any]) -> None:
+        """Answer each pipe in `ready` that has a question; forget those whose process has gone."""
+        for pipe in [pipe for pipe in self._pipes if pipe in ready]:
+            try:
+                salts = pipe.recv()
+            except (EOFError, OSError):
+                self._drop(pipe)
+                continue
+            assert self._source is not None
+            try:
+                answer: Any = self._source(dict(zip(_SALT_NAMES, salts, strict=True)))
+            except ValueError as exc:
+                answer = str(exc)
+            try:
+                pipe.send(answer)
+            except OSError:
+                self._drop(pipe)
+
+    def _drop(self, pipe: Connection) -> None:
+        pipe.close()
+        self._pipes.remove(pipe)
+
+    def close(self) -> None:
+        for pipe in self._pipes:
+            pipe.close()
+        self._pipes.clear()
 
 
 def cache_dir(output: Path) -> Path:

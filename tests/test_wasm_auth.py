@@ -5,7 +5,11 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import random
+import subprocess
+import sys
+import threading
 import time
+from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +22,15 @@ from etl.client import NepseClient
 from etl.failures import FetchError
 from etl.simulator import SimConfig, SimulatorProcess, css_wasm
 from etl.simulator.tokens import JUNK_POSITION_TABLE, insert_junk, junk_positions
-from etl.wasm_auth import MAX_WASM_BYTES, TokenScheme, WasmPositions, WasmUnusable, first_disagreement, prepare
+from etl.wasm_auth import (
+    MAX_WASM_BYTES,
+    PositionsServer,
+    TokenScheme,
+    WasmPositions,
+    WasmUnusable,
+    first_disagreement,
+    prepare,
+)
 from tests.conftest import FAST, SEED, run_cli
 from tests.test_client import Server, handler, run
 
@@ -140,6 +152,92 @@ def test_a_process_forked_after_the_parent_ran_the_module_can_run_it_too() -> No
     finally:
         child.join(5)
         child.kill()
+
+
+# ---- the extract processes ask the parent, which runs the module
+
+
+def _scheme(tmp_path: Path, wasm: bytes) -> TokenScheme:
+    path = tmp_path / "css.wasm"
+    path.write_bytes(wasm)
+    return TokenScheme(path)
+
+
+def _ask_in_a_child(scheme: TokenScheme, salts: dict[str, int], results: Any) -> None:
+    try:
+        answer: Any = scheme.positions()(salts)
+    except ValueError as exc:
+        answer = f"ValueError: {exc}"
+    results.send((answer, type(scheme.positions()).__name__))
+
+
+def test_a_spawned_extract_process_gets_the_modules_positions_without_loading_wasmtime(tmp_path: Path) -> None:
+    context = multiprocessing.get_context("spawn")
+    server = PositionsServer(context, _scheme(tmp_path, css_wasm.build(ROTATED)))
+    child_scheme = server.scheme_for_child()
+    salts = _salts(random.Random(5))
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_ask_in_a_child, args=(child_scheme, salts, sender))
+    child.start()
+    assert child_scheme.server is not None
+    child_scheme.server.close()
+    try:
+        deadline = time.monotonic() + 60
+        while not receiver.poll() and time.monotonic() < deadline:
+            server.answer(wait(server.pipes + [receiver], 0.2))
+        answer, source = receiver.recv()
+    finally:
+        child.join(10)
+        child.kill()
+    assert answer == WasmPositions(css_wasm.build(ROTATED))(salts) != api.formula_positions(salts)
+    assert source == "RemotePositions"
+    server.answer(wait(server.pipes, 5))  # the child is gone: its pipe is dropped
+    assert server.pipes == []
+
+
+def _serve_in_a_thread(server: PositionsServer) -> threading.Thread:
+    def serve() -> None:
+        while server.pipes:
+            server.answer(wait(server.pipes, 0.1))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_module_that_fails_in_the_parent_fails_alike_in_the_process_that_asked(tmp_path: Path) -> None:
+    wasm = _wat(_exports("(loop $forever (br $forever)) (i32.const 0)"))
+    server = PositionsServer(multiprocessing.get_context("spawn"), _scheme(tmp_path, wasm))
+    child_scheme = server.scheme_for_child()
+    thread = _serve_in_a_thread(server)
+    salts = _salts(random.Random(6))
+    with pytest.raises(ValueError) as remote:
+        child_scheme.positions()(salts)
+    with pytest.raises(ValueError) as local:
+        WasmPositions(wasm)(salts)
+    assert str(remote.value) == str(local.value) and "css.wasm cdx failed" in str(remote.value)
+    with pytest.raises(KeyError):  # a body without its salts fails before asking, as it does with the module
+        child_scheme.positions()({"salt1": 1})
+    assert child_scheme.server is not None
+    child_scheme.server.close()
+    thread.join(5)
+    assert not thread.is_alive()
+
+
+def test_with_the_formula_there_is_nothing_to_ask(tmp_path: Path) -> None:
+    server = PositionsServer(multiprocessing.get_context("spawn"), TokenScheme(None, "css.wasm could not be fetched"))
+    child_scheme = server.scheme_for_child()
+    assert child_scheme.server is None and child_scheme.positions() is api.formula_positions
+    assert child_scheme.auth_hint and server.pipes == []
+
+
+def test_the_modules_an_extract_process_imports_do_not_import_wasmtime() -> None:
+    # etl.cli: a spawned process imports the main module (scripts/backfill.py) first
+    code = ("import sys, etl.cli, etl.extract, etl.client, etl.datatypes, etl.wasm_auth; "
+            "print('wasmtime' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                            cwd=Path(__file__).resolve().parent.parent, check=True)
+    assert result.stdout.strip() == "False"
 
 
 # ---- the whole run against the simulator
