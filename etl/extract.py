@@ -62,6 +62,7 @@ class ExtractCounts:
     disk_full: str = ""  # once a write fails for lack of space, no new company starts
     first_fetched: int = 0  # units that had no raw file before this run
     changes: list[dict[str, Any]] = field(default_factory=list)  # UnitChange of each unit whose data changed
+    startup_cpu_s: float = 0.0  # CPU the type's process spent starting (interpreter, imports) before its first request
 
     def as_dict(self) -> dict[str, Any]:
         result = asdict(self)
@@ -232,6 +233,9 @@ async def extract_type(job: ExtractJob, budget: HostBudget, stop_requested: Any)
     try:
         async with NepseClient(ClientConfig.from_settings(job.settings), budget, stop_check=stop_requested,
                                token_scheme=job.token_scheme) as client:
+            # In a type's process, the CPU it took to get here since it began (a forked one starts at zero):
+            # interpreter, imports, arguments, the client.
+            result.startup_cpu_s = round(time.process_time(), 3)
             # Twice as many workers as requests allowed in flight: a company sleeping off a backoff holds
             # no request slot, so the others keep the type's share busy meanwhile.
             workers = [asyncio.create_task(_worker(queue, client, data_type, zone, job, result, meter))

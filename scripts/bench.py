@@ -14,7 +14,11 @@ Measurement notes:
   subprocess. It covers the CLI and every descendant it waited for (the pool workers, the log
   manager); the simulator is a separate child that is still running, so it is not included.
 - Peak memory: the sum of RSS over the CLI process and all its descendants, sampled every 0.2 s
-  with psutil (shared pages are counted once per process, so this errs high).
+  with psutil (shared pages are counted once per process, so this errs high). Beside it, the peak sums
+  of USS (pages no other process maps) and PSS (each shared page split between the processes mapping
+  it: the tree's real share of the machine's memory), from the same samples.
+- Start-up CPU: CPU seconds each type's process spent before its first request (interpreter start,
+  imports, arguments), which it reports in the run report (`types.*.startup_cpu_s`); part of the CPU s.
 - Extract time: the longest `types.*.elapsed_s` of the run report (the pool phase, after the company
   list); extract utilization = the requests of the four types / extract time / budget. Whole-run
   utilization = all simulator calls / process wall time / budget.
@@ -154,6 +158,8 @@ class TreeSampler(threading.Thread):
         super().__init__(daemon=True)
         self.pid = pid
         self.peak_rss = 0
+        self.peak_uss = 0
+        self.peak_pss = 0
         self.peak_processes = 0
         self._stop_event = threading.Event()
 
@@ -163,13 +169,16 @@ class TreeSampler(threading.Thread):
             processes = [root, *root.children(recursive=True)]
         except psutil.Error:
             return
-        total = 0
+        rss = uss = pss = 0
         for process in processes:
             try:
-                total += process.memory_info().rss
+                memory = process.memory_full_info()
             except psutil.Error:
                 continue
-        self.peak_rss = max(self.peak_rss, total)
+            rss, uss, pss = rss + memory.rss, uss + memory.uss, pss + getattr(memory, "pss", 0)
+        self.peak_rss = max(self.peak_rss, rss)
+        self.peak_uss = max(self.peak_uss, uss)
+        self.peak_pss = max(self.peak_pss, pss)
         self.peak_processes = max(self.peak_processes, len(processes))
 
     def run(self) -> None:
@@ -189,6 +198,8 @@ class CliRun:
     wall_s: float
     cpu_s: float
     peak_rss_mb: float
+    peak_uss_mb: float
+    peak_pss_mb: float
     peak_processes: int
     report: dict[str, Any]
     stderr_tail: str
@@ -220,7 +231,8 @@ def run_cli(output: Path, options: list[str], backfill: Path = BACKFILL, state_d
         wall_s = time.monotonic() - started
         sampler.stop()
     return CliRun(argv, process.returncode, wall_s, children_cpu_s() - cpu_before,
-                  sampler.peak_rss / MB, sampler.peak_processes, newest_report(output), stderr[-2000:])
+                  sampler.peak_rss / MB, sampler.peak_uss / MB, sampler.peak_pss / MB, sampler.peak_processes,
+                  newest_report(output), stderr[-2000:])
 
 
 # ---- rows lost
@@ -311,6 +323,14 @@ def extract_figures(report: dict[str, Any], calls: int, wall_s: float, budget: f
     }
 
 
+def process_figures(run: CliRun) -> dict[str, Any]:
+    """Peak memory of the process tree, and the CPU the type processes spent starting."""
+    types = run.report.get("types", {}).values()
+    return {"peak_rss_mb": run.peak_rss_mb, "peak_uss_mb": run.peak_uss_mb, "peak_pss_mb": run.peak_pss_mb,
+            "peak_processes": run.peak_processes,
+            "startup_cpu_s": sum(entry.get("startup_cpu_s", 0.0) for entry in types)}
+
+
 def dir_bytes(path: Path) -> int:
     return sum(item.stat().st_size for item in path.rglob("*") if item.is_file()) if path.exists() else 0
 
@@ -325,8 +345,7 @@ def run_ours(context: Context, sim: SimulatorProcess, label: str, max_rps: float
     result: dict[str, Any] = {
         "label": label, "kind": "nepse-etl", "n_companies": sim.config.n_companies,
         "max_rps": max_rps, "pacing": pacing, "exit_code": run.returncode,
-        "calls": stats["requests"], "wall_s": run.wall_s, "cpu_s": run.cpu_s,
-        "peak_rss_mb": run.peak_rss_mb, "peak_processes": run.peak_processes,
+        "calls": stats["requests"], "wall_s": run.wall_s, "cpu_s": run.cpu_s, **process_figures(run),
         "sim_max_starts_per_1s": stats["max_starts_per_1s"], "sim_max_in_flight": stats["max_in_flight"],
         "sim_span_rps": sim_span_rate(stats), "sim_status_counts": stats["status_counts"],
         **extract_figures(run.report, stats["requests"], run.wall_s, max_rps),
@@ -412,6 +431,8 @@ def run_load_benchmark(context: Context) -> dict[str, Any]:
 
 TARGET_MATRIX_UTIL = {False: 0.95, True: 0.90}  # extract utilization, without / with faults
 TARGET_MATRIX_WALL = {False: 1.05, True: 1.10}  # wall <= factor x calls / budget + 5 s
+# Peak summed RSS of the tree when issue 11 was filed (7 processes, four types): the target is below it.
+ISSUE_11_PEAK_RSS_MB = 510
 TARGET_FINISH_GAP = 0.05  # first-to-last type finish, as a fraction of the extract time
 MATRIX_PACING_S = 0.01  # per-process pacing low enough never to be the limit
 
@@ -454,7 +475,7 @@ def run_target(context: Context, n_companies: int, budget: float, faults: float,
         "wall_target_s": TARGET_MATRIX_WALL[faults > 0] * figures["ideal_s"] + 5.0,
         "finish_gap_s": finish_gap_s(run.report),
         "cpu_s": run.cpu_s, "cpu_s_per_1000": run.cpu_s / stats["requests"] * 1000 if stats["requests"] else 0.0,
-        "peak_rss_mb": run.peak_rss_mb, "peak_processes": run.peak_processes,
+        **process_figures(run),
         "sim_max_starts_per_1s": stats["max_starts_per_1s"],
         "client_max_starts_per_1s": client_max_starts_per_1s(output), "retries": figures["retries"],
         "throttle_events": figures["throttle_events"], "companies_failed": figures["companies_failed"],
@@ -560,20 +581,29 @@ def check_target_matrix(matrix: dict[str, Any]) -> list[dict[str, str]]:
                        "measured": f"{small['peak_rss_mb']:.0f} MB @ {small['n_companies']} -> "
                                    f"{large['peak_rss_mb']:.0f} MB @ {large['n_companies']}",
                        "verdict": verdict(large["peak_rss_mb"] <= 1.1 * small["peak_rss_mb"])})
+    for size in sizes:
+        checks.append({"target": f"peak RSS at {size['n_companies']} companies below {ISSUE_11_PEAK_RSS_MB} MB "
+                                 "(issue 11's 'today')",
+                       "measured": f"{size['peak_rss_mb']:.0f} MB (USS {size.get('peak_uss_mb', 0.0):.0f}, "
+                                   f"PSS {size.get('peak_pss_mb', 0.0):.0f}; {size['peak_processes']} processes)",
+                       "verdict": verdict(size["peak_rss_mb"] < ISSUE_11_PEAK_RSS_MB)})
     return checks
 
 
 def matrix_table(title: str, entries: list[dict[str, Any]]) -> Table:
     table = Table(title=title)
     for column in ("run", "calls", "wall s", "ideal s", "wall/ideal", "util extract", "finish gap s", "max 1 s",
-                   "own max 1 s", "CPU s", "CPU s/1000 req", "peak MB", "retries", "failed", "exit"):
+                   "own max 1 s", "CPU s", "CPU s/1000 req", "start-up CPU s", "peak MB", "USS MB", "PSS MB",
+                   "retries", "failed", "exit"):
         table.add_column(column, justify="left" if column == "run" else "right")
     for entry in entries:
         table.add_row(entry["label"], str(entry["calls"]), f"{entry['wall_s']:.1f}", f"{entry['ideal_s']:.1f}",
                       f"{entry['wall_over_ideal']:.3f}", f"{entry['utilization_extract']:.3f}",
                       f"{entry['finish_gap_s']:.1f}", str(entry["sim_max_starts_per_1s"]),
                       str(entry.get("client_max_starts_per_1s", "-")), f"{entry['cpu_s']:.1f}",
-                      f"{entry['cpu_s_per_1000']:.2f}", f"{entry['peak_rss_mb']:.0f}", str(entry["retries"]),
+                      f"{entry['cpu_s_per_1000']:.2f}", f"{entry.get('startup_cpu_s', 0.0):.2f}",
+                      f"{entry['peak_rss_mb']:.0f}", f"{entry.get('peak_uss_mb', 0.0):.0f}",
+                      f"{entry.get('peak_pss_mb', 0.0):.0f}", str(entry["retries"]),
                       str(entry["companies_failed"]), str(entry["exit_code"]))
     return table
 
@@ -664,11 +694,12 @@ def load_table(load: dict[str, Any]) -> Table:
 
 
 def memory_table(entries: list[dict[str, Any]]) -> Table:
-    table = Table(title="Peak memory of the CLI process tree (sum of RSS, sampled every 0.2 s)")
-    for column in ("companies", "calls", "peak MB", "processes", "raw zone MB", "db MB", "rows"):
+    table = Table(title="Peak memory of the CLI process tree (sums of RSS, USS and PSS, sampled every 0.2 s)")
+    for column in ("companies", "calls", "peak MB", "USS MB", "PSS MB", "processes", "raw zone MB", "db MB", "rows"):
         table.add_column(column, justify="right")
     for entry in entries:
         table.add_row(str(entry["n_companies"]), str(entry["calls"]), f"{entry['peak_rss_mb']:.0f}",
+                      f"{entry.get('peak_uss_mb', 0.0):.0f}", f"{entry.get('peak_pss_mb', 0.0):.0f}",
                       str(entry["peak_processes"]), f"{entry['raw_zone_mb']:.1f}", f"{entry['db_mb']:.1f}",
                       f"{entry['rows']['expected']:,}")
     return table

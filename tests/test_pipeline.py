@@ -112,6 +112,14 @@ def test_summary_line_and_run_report(first_run, some_symbols: list[str]) -> None
     assert table_rows(output / "nepse.db", "runs")[0][0] == report["run_id"]
 
 
+def test_each_type_process_reports_the_cpu_it_spent_starting(first_run) -> None:
+    """Interpreter, imports and arguments of a spawned process: scripts/bench.py adds them up."""
+    _work, output, _result = first_run
+    report = json.loads(next((output / "runs").glob("*.json")).read_text())
+    for name, entry in report["types"].items():
+        assert 0.01 < entry["startup_cpu_s"] < 60, name
+
+
 def test_slash_symbol_is_one_encoded_directory(first_run, some_symbols: list[str]) -> None:
     _work, output, _result = first_run
     slashed = next(symbol for symbol in some_symbols if "/" in symbol)
