@@ -1,28 +1,38 @@
-"""Shared fixtures: a simulator on loopback and a way to run the real CLI against it."""
+"""Shared fixtures: a simulator on loopback, and ways to run the real CLI against it and read what it wrote.
+
+Test modules take these as fixtures; none imports this module (pytest loads it as a plugin, and a second
+import as ``tests.conftest`` would make a second copy of it).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import importlib.util
 import os
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from etl.budget import HostBudget
+from etl.client import NepseClient
 from etl.simulator import SimConfig, SimData, SimulatorProcess
+from tests import fake_nepse
 
 REPO = Path(__file__).resolve().parent.parent
 BACKFILL = REPO / "scripts" / "backfill.py"
 SEED = 7
 # Fast but still paced: four processes share 40 starts a second.
-FAST = ["--max-rps", "40", "--pacing", "0.02", "--backoff-base", "0.05", "--backoff-cap", "0.5"]
+FAST = ("--max-rps", "40", "--pacing", "0.02", "--backoff-base", "0.05", "--backoff-cap", "0.5")
+DATA_TABLES = ("securities", "prices", "reports", "dividends", "profiles", "indices")
 
 
-def clean_env(**extra: str) -> dict[str, str]:
+def _clean_env(**extra: str) -> dict[str, str]:
     """The environment without NEPSE_* settings, except the test's own budget state directory."""
     env = {key: value for key, value in os.environ.items()
            if not key.startswith("NEPSE_") or key == "NEPSE_STATE_DIR"}
@@ -51,20 +61,27 @@ def isolated_budget_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch:
     return state
 
 
-def make_budget(max_rps: float, floor_rps: float, recover_after_s: float, **options: Any) -> HostBudget:
+def _make_budget(max_rps: float, floor_rps: float, recover_after_s: float, **options: Any) -> HostBudget:
     """A host budget whose state file lives in this test's own state directory."""
     state_dir = Path(os.environ["NEPSE_STATE_DIR"])
     return HostBudget(max_rps, floor_rps, recover_after_s, state_file=state_dir / "budget-test.bin", **options)
 
 
-def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 240,
-            ) -> subprocess.CompletedProcess[str]:
+def _run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 240,
+             ) -> subprocess.CompletedProcess[str]:
     """Run scripts/backfill.py as a user would (cwd matters: .env is read from it)."""
-    return subprocess.run([sys.executable, str(BACKFILL), *args], cwd=cwd, env=env or clean_env(),
+    return subprocess.run([sys.executable, str(BACKFILL), *args], cwd=cwd, env=env or _clean_env(),
                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
-def table_rows(db: Path, table: str) -> list[tuple]:
+def _start_cli(*args: str, cwd: Path, env_extra: dict[str, str] | None = None, **popen: Any) -> subprocess.Popen:
+    """Start scripts/backfill.py without waiting (output piped as text unless `popen` says otherwise)."""
+    options: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True, **popen}
+    return subprocess.Popen([sys.executable, str(BACKFILL), *args], cwd=cwd, env=_clean_env(**(env_extra or {})),
+                            stdin=subprocess.DEVNULL, **options)
+
+
+def _table_rows(db: Path, table: str) -> list[tuple]:
     connection = sqlite3.connect(db)
     try:
         return sorted(connection.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
@@ -72,11 +89,140 @@ def table_rows(db: Path, table: str) -> list[tuple]:
         connection.close()
 
 
-DATA_TABLES = ("securities", "prices", "reports", "dividends", "profiles", "indices")
+def _database_content(db: Path) -> dict[str, list[tuple]]:
+    return {table: _table_rows(db, table) for table in DATA_TABLES}
 
 
-def database_content(db: Path) -> dict[str, list[tuple]]:
-    return {table: table_rows(db, table) for table in DATA_TABLES}
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """A virtualenv made before pytest-xdist joined the test extras runs the suite in one process instead of
+    failing on the `-n` and `--dist` of pyproject's addopts (`pip install -e '.[test]'` brings the workers)."""
+    if importlib.util.find_spec("xdist") is None:
+        group = parser.getgroup("xdist", "pytest-xdist is not installed: the tests run in one process")
+        group._addoption("-n", "--numprocesses", dest="numprocesses", default=None)  # as xdist itself adds it
+        group.addoption("--dist", dest="dist", default="no")
+
+
+class _AloneLock:
+    """Under xdist, a readers-writer lock shared by this session's workers (flock on two files in the
+    session's base temporary directory). Every test holds it shared from setup to teardown; the call of a
+    test marked `alone` holds it exclusively, so nothing else of the suite runs beside it (a rate measured
+    while another test's processes load the CPU is a flaky rate). Its setup, module fixtures included, still
+    runs beside the others. A test waiting to run alone holds a gate every test passes on its way in, so
+    the other worker's next tests queue behind it instead of keeping the shared lock held for ever."""
+
+    def __init__(self, directory: Path) -> None:
+        self.gate = open(directory / "alone.gate", "a")  # noqa: SIM115 (held for the session)
+        self.lock = open(directory / "alone.lock", "a")  # noqa: SIM115
+
+    def share(self) -> None:
+        fcntl.flock(self.gate, fcntl.LOCK_EX)
+        fcntl.flock(self.lock, fcntl.LOCK_SH)
+        fcntl.flock(self.gate, fcntl.LOCK_UN)
+
+    def release(self) -> None:
+        fcntl.flock(self.lock, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def alone(self) -> Iterator[None]:
+        self.release()  # first: the other worker may hold the gate, waiting for this worker's shared hold
+        fcntl.flock(self.gate, fcntl.LOCK_EX)
+        fcntl.flock(self.lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self.lock, fcntl.LOCK_SH)
+            fcntl.flock(self.gate, fcntl.LOCK_UN)
+
+
+_alone_lock: _AloneLock | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _alone_lock
+    worker_basetemp = config.option.basetemp  # xdist gives each worker <session basetemp>/<worker>
+    if "PYTEST_XDIST_WORKER" in os.environ and worker_basetemp:
+        _alone_lock = _AloneLock(Path(worker_basetemp).parent)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    if _alone_lock is None:
+        yield
+        return
+    _alone_lock.share()
+    try:
+        yield
+    finally:
+        _alone_lock.release()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    if _alone_lock is None or item.get_closest_marker("alone") is None:
+        yield
+        return
+    with _alone_lock.alone():
+        yield
+
+
+@pytest.fixture(scope="session")
+def make_budget() -> Callable[..., HostBudget]:
+    """``make_budget(max_rps, floor_rps, recover_after_s, **options)``: a host budget whose state file lives
+    in the test's own state directory."""
+    return _make_budget
+
+
+@pytest.fixture(scope="session")
+def run_client() -> Callable[..., Any]:
+    """``run_client(server, action, budget=None, **config_overrides)``: `action` on a client of a
+    `tests.fake_nepse.Server`, with a generous budget unless the test gives one."""
+    def run(server: fake_nepse.Server, action: Callable[[NepseClient], Awaitable], budget: HostBudget | None = None,
+            **overrides: Any) -> Any:
+        return fake_nepse.run_client(server, action, budget or _make_budget(200, 10, 10), **overrides)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def run_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``run_cli(*args, cwd=..., env=None, timeout=240)``: the CLI run to its end, output captured."""
+    return _run_cli
+
+
+@pytest.fixture(scope="session")
+def cli_env() -> Callable[..., dict[str, str]]:
+    """``cli_env(**extra)``: the environment tests run the CLI in (none of the caller's NEPSE_*), plus `extra`."""
+    return _clean_env
+
+
+@pytest.fixture(scope="session")
+def start_cli() -> Callable[..., subprocess.Popen]:
+    """``start_cli(*args, cwd=..., env_extra=None, **popen)``: the CLI started, not waited for."""
+    return _start_cli
+
+
+@pytest.fixture(scope="session")
+def fast() -> tuple[str, ...]:
+    """Flags for a run that is quick but still paced."""
+    return FAST
+
+
+@pytest.fixture(scope="session")
+def sim_seed() -> int:
+    """The seed of the shared simulator and of `sim_data` (a simulator a test starts itself uses it too)."""
+    return SEED
+
+
+@pytest.fixture(scope="session")
+def table_rows() -> Callable[[Path, str], list[tuple]]:
+    """``table_rows(db, table)``: every row of a table, in a stable order."""
+    return _table_rows
+
+
+@pytest.fixture(scope="session")
+def database_content() -> Callable[[Path], dict[str, list[tuple]]]:
+    """``database_content(db)``: every data table's rows, for comparing two databases."""
+    return _database_content
 
 
 @pytest.fixture(scope="session")

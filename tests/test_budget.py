@@ -8,7 +8,6 @@ import multiprocessing
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -28,7 +27,6 @@ from etl.budget import (
 )
 from etl.failures import STRAIN_WEIGHTS, FailureClass
 from etl.simulator import SimulatorProcess
-from tests.conftest import BACKFILL, clean_env, run_cli, table_rows
 from tests.virtual_time import VirtualTimeLoop, run_virtual
 
 
@@ -171,6 +169,7 @@ def _member_hammer(budget: HostBudget, index: int, count: int, results) -> None:
     results.put((index, starts))
 
 
+@pytest.mark.alone
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_four_processes_never_exceed_the_host_rate(method: str, tmp_path: Path) -> None:
     ctx = multiprocessing.get_context(method)
@@ -240,6 +239,7 @@ def test_a_killed_run_stops_holding_the_host_back(tmp_path: Path) -> None:
     assert ledger.min_rate() == 20.0
 
 
+@pytest.mark.alone
 def test_a_frozen_run_expires_when_its_heartbeat_is_stale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = ledger_path(tmp_path, "https://nepalstock.example")
     process = _slow_run(path, "fork")
@@ -265,17 +265,18 @@ def test_the_state_file_is_per_host_and_an_unusable_directory_is_one_clear_error
         HostBudget(5, 1, 10, state_file=blocker / "budget.bin")
 
 
+@pytest.mark.alone
 def test_two_concurrent_cli_runs_on_one_host_stay_within_one_budget(tmp_path: Path, simulator: SimulatorProcess,
-                                                                    some_symbols: list[str]) -> None:
+                                                                    some_symbols: list[str], run_cli, table_rows,
+                                                                    start_cli) -> None:
     """A cron run overlapping a manual one: different outputs, one server, --max-rps 5 each. (Two types and
     fork keep the test's own CPU load low: the simulator stamps each arrival when its loop gets to it.)"""
     simulator.reset_stats()
     symbols = some_symbols[:6]
     args = ["--base-url", simulator.base_url, "--symbols", ",".join(symbols), "--types", "prices,profiles",
             "--max-rps", "5", "--pacing", "0", "--start-method", "fork", "--extract-only", "--quiet"]
-    runs = [subprocess.Popen([sys.executable, str(BACKFILL), *args, "--output", str(tmp_path / name)], cwd=tmp_path,
-                             env=clean_env(), text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             stdin=subprocess.DEVNULL) for name in ("cron", "manual")]
+    runs = [start_cli(*args, "--output", str(tmp_path / name), cwd=tmp_path, stderr=subprocess.STDOUT)
+            for name in ("cron", "manual")]
     outputs = [run.communicate(timeout=120)[0] for run in runs]
     assert [run.returncode for run in runs] == [0, 0], outputs
     stats = simulator.stats()
@@ -348,6 +349,7 @@ def test_the_rate_steps_up_only_after_a_quiet_period_and_stops_at_the_budget(tmp
     assert asyncio.run(budget.acquire()) is None and budget.rate == 8  # never above the budget
 
 
+@pytest.mark.alone
 def test_process_pacer_spaces_starts_and_caps_in_flight() -> None:
     async def go() -> tuple[list[float], int]:
         pacer = ProcessPacer(concurrency=2, pacing_s=0.05)
@@ -413,11 +415,11 @@ def test_two_429s_are_a_throttle_signal_and_one_is_not() -> None:
     assert detector.record(weight)
 
 
-def test_an_unusable_state_dir_is_one_line_and_exit_2(tmp_path: Path) -> None:
+def test_an_unusable_state_dir_is_one_line_and_exit_2(tmp_path: Path, run_cli, cli_env) -> None:
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")
     result = run_cli("--base-url", "http://127.0.0.1:9", "--output", str(tmp_path / "out"), cwd=tmp_path,
-                     env=clean_env(NEPSE_STATE_DIR=str(blocker)))
+                     env=cli_env(NEPSE_STATE_DIR=str(blocker)))
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "NEPSE_STATE_DIR" in lines[0] and str(blocker) in lines[0], result.stderr

@@ -14,7 +14,6 @@ from etl.datatypes.prices import PRICES
 from etl.datatypes.reports import REPORTS
 from etl.extract import rows_to_table
 from etl.simulator import SimData, SimulatorProcess
-from tests.conftest import FAST, run_cli
 
 ADBL = Company(397, "ADBL")
 
@@ -64,13 +63,13 @@ def test_the_summary_puts_news_first_and_caps_a_large_market() -> None:
 
 
 def test_a_daily_run_fetches_new_days_rechecks_filings_with_one_call_each_and_says_what_changed(
-        tmp_path: Path, simulator: SimulatorProcess, sim_data: SimData) -> None:
+        tmp_path: Path, simulator: SimulatorProcess, sim_data: SimData, run_cli, fast) -> None:
     symbols = [c["symbol"].strip() for c in sim_data.companies() if c["status"] == "A"][30:33]
     since = (sim_data.today - datetime.timedelta(days=120)).isoformat()
     first_until = (sim_data.today - datetime.timedelta(days=30)).isoformat()
     later_until = (sim_data.today - datetime.timedelta(days=20)).isoformat()
     args = ["--base-url", simulator.base_url, "--symbols", ",".join(symbols), "--since", since,
-            "--types", "prices,reports,dividends,profiles", "--output", str(tmp_path / "out"), *FAST]
+            "--types", "prices,reports,dividends,profiles", "--output", str(tmp_path / "out"), *fast]
     first = run_cli(*args, "--until", first_until, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "Fetched for the first time (nothing to compare with): prices 3, reports 3" in first.stdout

@@ -12,7 +12,6 @@ import signal
 import sqlite3
 import ssl
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -26,7 +25,7 @@ from etl.cli import exit_code_of, main
 from etl.errors import DatabaseNotUsable
 from etl.settings import ConfigError
 from etl.simulator import SimConfig, SimData, SimulatorProcess, create_app
-from tests.conftest import BACKFILL, FAST, SEED, clean_env, run_cli
+from tests.fake_nepse import Server
 
 
 def _symbols(sim_data: SimData, count: int = 3) -> list[str]:
@@ -41,11 +40,11 @@ def _assert_usage_error(result: subprocess.CompletedProcess[str], fragment: str)
     assert "Traceback" not in result.stdout + result.stderr
 
 
-def run_in_pty(args: list[str], cwd: Path, timeout: float = 120) -> tuple[int, str]:
+def run_in_pty(start_cli, args: list[str], cwd: Path, timeout: float = 120) -> tuple[int, str]:
     """Run the CLI with a pseudo-terminal as stdout, as a person at a terminal would."""
     controller, terminal = pty.openpty()
-    process = subprocess.Popen([sys.executable, str(BACKFILL), *args], cwd=cwd, stdin=subprocess.DEVNULL,
-                               stdout=terminal, stderr=terminal, env=clean_env(COLUMNS="160", TERM="xterm"))
+    process = start_cli(*args, cwd=cwd, env_extra={"COLUMNS": "160", "TERM": "xterm"}, stdout=terminal,
+                        stderr=terminal)
     os.close(terminal)
     chunks: list[bytes] = []
     deadline = time.monotonic() + timeout
@@ -66,10 +65,10 @@ def run_in_pty(args: list[str], cwd: Path, timeout: float = 120) -> tuple[int, s
 
 
 def test_on_a_terminal_shows_live_bars_and_the_summary(tmp_path: Path, simulator: SimulatorProcess,
-                                                       sim_data: SimData) -> None:
+                                                       sim_data: SimData, fast, start_cli) -> None:
     symbols = _symbols(sim_data)
-    code, screen = run_in_pty(["--base-url", simulator.base_url, "--symbols", ",".join(symbols),
-                               "--output", str(tmp_path / "out"), *FAST], tmp_path)
+    code, screen = run_in_pty(start_cli, ["--base-url", simulator.base_url, "--symbols", ",".join(symbols),
+                               "--output", str(tmp_path / "out"), *fast], tmp_path)
     assert code == 0, screen
     assert "\x1b[" in screen  # drawn in place with terminal control codes
     for name in ("prices", "reports", "dividends", "profiles", "indices"):
@@ -82,10 +81,10 @@ def test_on_a_terminal_shows_live_bars_and_the_summary(tmp_path: Path, simulator
 
 @pytest.mark.parametrize("start_method", ["spawn", "fork"])
 def test_off_a_terminal_prints_plain_progress_lines(tmp_path: Path, simulator: SimulatorProcess,
-                                                    sim_data: SimData, start_method: str) -> None:
+                                                    sim_data: SimData, start_method: str, run_cli, fast) -> None:
     symbols = _symbols(sim_data)
     result = run_cli("--base-url", simulator.base_url, "--symbols", ",".join(symbols), "--start-method",
-                     start_method, "--output", str(tmp_path / "out"), *FAST, cwd=tmp_path)
+                     start_method, "--output", str(tmp_path / "out"), *fast, cwd=tmp_path)
     assert result.returncode == 0
     assert "\x1b[" not in result.stdout
     for name in ("prices", "reports", "dividends", "profiles"):
@@ -99,23 +98,25 @@ def test_off_a_terminal_prints_plain_progress_lines(tmp_path: Path, simulator: S
     assert "Salter" not in log_text
 
 
-def test_quiet_prints_only_the_summary(tmp_path: Path, simulator: SimulatorProcess, sim_data: SimData) -> None:
+def test_quiet_prints_only_the_summary(tmp_path: Path, simulator: SimulatorProcess, sim_data: SimData, run_cli,
+                                       fast) -> None:
     result = run_cli("--base-url", simulator.base_url, "--symbols", ",".join(_symbols(sim_data)),
-                     "--output", str(tmp_path / "out"), "--quiet", *FAST, cwd=tmp_path)
+                     "--output", str(tmp_path / "out"), "--quiet", *fast, cwd=tmp_path)
     assert result.returncode == 0
     assert " done (" not in result.stdout
     assert "Exit code: 0" in result.stdout
 
 
-def test_verbose_shows_debug_lines(tmp_path: Path, simulator: SimulatorProcess, sim_data: SimData) -> None:
+def test_verbose_shows_debug_lines(tmp_path: Path, simulator: SimulatorProcess, sim_data: SimData, run_cli,
+                                   fast) -> None:
     result = run_cli("--base-url", simulator.base_url, "--symbols", ",".join(_symbols(sim_data, 1)),
-                     "--types", "profiles", "--output", str(tmp_path / "out"), "--verbose", *FAST, cwd=tmp_path)
+                     "--types", "profiles", "--output", str(tmp_path / "out"), "--verbose", *fast, cwd=tmp_path)
     assert result.returncode == 0
     assert "DEBUG" in result.stdout
 
 
-def test_dry_run_fetches_only_the_company_and_index_lists(tmp_path: Path, sim_data: SimData) -> None:
-    with SimulatorProcess(SimConfig(seed=SEED, n_companies=120)) as simulator:
+def test_dry_run_fetches_only_the_company_and_index_lists(tmp_path: Path, sim_data: SimData, run_cli, sim_seed) -> None:
+    with SimulatorProcess(SimConfig(seed=sim_seed, n_companies=120)) as simulator:
         result = run_cli("--base-url", simulator.base_url, "--limit", "20", "--dry-run",
                          "--output", str(tmp_path / "out"), cwd=tmp_path)
         stats = simulator.stats()
@@ -131,32 +132,32 @@ def test_dry_run_fetches_only_the_company_and_index_lists(tmp_path: Path, sim_da
 # ---- bad input: one line, exit 2, nothing saved touched
 
 
-def test_unknown_symbol(tmp_path: Path, simulator: SimulatorProcess, sim_data: SimData) -> None:
+def test_unknown_symbol(tmp_path: Path, simulator: SimulatorProcess, sim_data: SimData, run_cli, fast) -> None:
     result = run_cli("--base-url", simulator.base_url, "--symbols", f"{_symbols(sim_data, 1)[0]},ZZZZZZ",
-                     "--output", str(tmp_path / "out"), *FAST, cwd=tmp_path)
+                     "--output", str(tmp_path / "out"), *fast, cwd=tmp_path)
     _assert_usage_error(result, "unknown symbol ZZZZZZ")
 
 
-def test_an_unknown_type_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+def test_an_unknown_type_is_refused_before_anything_is_written(tmp_path: Path, run_cli) -> None:
     output = tmp_path / "out"
     _assert_usage_error(run_cli("--types", "prices,foo", "--output", str(output), cwd=tmp_path),
                         "--types='prices,foo': unknown type foo; choose from prices, reports, dividends, profiles")
     assert not output.exists()
 
 
-def test_bad_dotenv_value_in_the_working_directory(tmp_path: Path) -> None:
+def test_bad_dotenv_value_in_the_working_directory(tmp_path: Path, run_cli) -> None:
     (tmp_path / ".env").write_text("NEPSE_MAX_RPS=lots\n")
     _assert_usage_error(run_cli("--dry-run", cwd=tmp_path), "NEPSE_MAX_RPS in .env='lots'")
 
 
-def test_output_that_cannot_be_written(tmp_path: Path) -> None:
+def test_output_that_cannot_be_written(tmp_path: Path, run_cli) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     _assert_usage_error(run_cli("--load-only", "--output", str(blocker / "out"), cwd=tmp_path),
                         "cannot write to output directory")
 
 
-def test_a_second_run_on_the_same_output_is_refused(tmp_path: Path) -> None:
+def test_a_second_run_on_the_same_output_is_refused(tmp_path: Path, run_cli) -> None:
     import fcntl
 
     output = tmp_path / "out"
@@ -167,11 +168,11 @@ def test_a_second_run_on_the_same_output_is_refused(tmp_path: Path) -> None:
                             f"another backfill is running on {output}")
 
 
-def test_load_only_with_nothing_to_load(tmp_path: Path) -> None:
+def test_load_only_with_nothing_to_load(tmp_path: Path, run_cli) -> None:
     _assert_usage_error(run_cli("--load-only", "--output", str(tmp_path / "empty"), cwd=tmp_path), "nothing to load")
 
 
-def test_database_not_ours_is_left_untouched(tmp_path: Path) -> None:
+def test_database_not_ours_is_left_untouched(tmp_path: Path, run_cli) -> None:
     output = tmp_path / "out"
     (output / "raw").mkdir(parents=True)
     db = output / "nepse.db"
@@ -184,10 +185,10 @@ def test_database_not_ours_is_left_untouched(tmp_path: Path) -> None:
     assert db.read_bytes() == before
 
 
-def test_locked_database(tmp_path: Path, simulator: SimulatorProcess, sim_data: SimData) -> None:
+def test_locked_database(tmp_path: Path, simulator: SimulatorProcess, sim_data: SimData, run_cli, fast) -> None:
     output = tmp_path / "out"
     first = run_cli("--base-url", simulator.base_url, "--symbols", _symbols(sim_data, 1)[0], "--types",
-                    "profiles", "--output", str(output), *FAST, cwd=tmp_path)
+                    "profiles", "--output", str(output), *fast, cwd=tmp_path)
     assert first.returncode == 0
     holder = sqlite3.connect(output / "nepse.db", isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
@@ -198,7 +199,7 @@ def test_locked_database(tmp_path: Path, simulator: SimulatorProcess, sim_data: 
         holder.close()
 
 
-def test_unreachable_host_says_which_and_what_to_try(tmp_path: Path) -> None:
+def test_unreachable_host_says_which_and_what_to_try(tmp_path: Path, run_cli) -> None:
     result = run_cli("--base-url", "http://127.0.0.1:9", "--max-attempts", "2", "--backoff-base", "0.05",
                      "--output", str(tmp_path / "out"), cwd=tmp_path)
     assert result.returncode == 1
@@ -211,7 +212,7 @@ def test_unreachable_host_says_which_and_what_to_try(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def tls_simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def tls_simulator(tmp_path_factory: pytest.TempPathFactory, sim_seed) -> Iterator[str]:
     if shutil.which("openssl") is None:
         pytest.skip("openssl is needed to make a self-signed certificate")
     folder = tmp_path_factory.mktemp("tls")
@@ -220,7 +221,7 @@ def tls_simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                     "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
-    yield from serve_in_a_thread(create_app(SimConfig(seed=SEED, n_companies=40)), context)
+    yield from serve_in_a_thread(create_app(SimConfig(seed=sim_seed, n_companies=40)), context)
 
 
 def serve_in_a_thread(app: web.Application, ssl_context: ssl.SSLContext | None = None) -> Iterator[str]:
@@ -246,15 +247,15 @@ def serve_in_a_thread(app: web.Application, ssl_context: ssl.SSLContext | None =
     loop.call_soon_threadsafe(loop.stop)
 
 
-def test_certificate_failure_names_the_switch(tmp_path: Path, tls_simulator: str) -> None:
+def test_certificate_failure_names_the_switch(tmp_path: Path, tls_simulator: str, run_cli) -> None:
     result = run_cli("--base-url", tls_simulator, "--limit", "2", "--output", str(tmp_path / "out"), cwd=tmp_path)
     _assert_usage_error(result, "TLS certificate verification failed for 127.0.0.1")
     assert "--insecure" in result.stderr and "--ca-bundle" in result.stderr
 
 
-def test_insecure_reaches_a_self_signed_host(tmp_path: Path, tls_simulator: str) -> None:
+def test_insecure_reaches_a_self_signed_host(tmp_path: Path, tls_simulator: str, run_cli, fast) -> None:
     result = run_cli("--base-url", tls_simulator, "--limit", "2", "--types", "profiles", "--insecure",
-                     "--output", str(tmp_path / "out"), *FAST, cwd=tmp_path)
+                     "--output", str(tmp_path / "out"), *fast, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -295,11 +296,11 @@ def test_a_bug_is_not_mapped_to_an_exit_code_but_crashes(tmp_path: Path, monkeyp
 
 
 def test_a_write_lock_in_wal_mode_is_found_before_fetching(tmp_path: Path, simulator: SimulatorProcess,
-                                                         sim_data: SimData) -> None:
+                                                         sim_data: SimData, fast, run_cli) -> None:
     output = tmp_path / "out"
     symbol = _symbols(sim_data, 1)[0]
     args = ["--base-url", simulator.base_url, "--symbols", symbol, "--types", "profiles", "--output", str(output),
-            *FAST]
+            *fast]
     assert run_cli(*args, cwd=tmp_path).returncode == 0
     profile = next((output / "raw" / "profiles").glob("symbol=*/part.parquet"))
     written = profile.stat().st_mtime_ns
@@ -318,10 +319,10 @@ def test_a_write_lock_in_wal_mode_is_found_before_fetching(tmp_path: Path, simul
 
 
 def test_extract_only_never_touches_the_database(tmp_path: Path, simulator: SimulatorProcess,
-                                                 sim_data: SimData) -> None:
+                                                 sim_data: SimData, fast, run_cli) -> None:
     output = tmp_path / "out"
     args = ["--base-url", simulator.base_url, "--symbols", _symbols(sim_data, 1)[0], "--types", "profiles",
-            "--output", str(output), *FAST]
+            "--output", str(output), *fast]
     assert run_cli(*args, cwd=tmp_path).returncode == 0
     db = output / "nepse.db"
     before = db.read_bytes()
@@ -339,16 +340,15 @@ def test_extract_only_never_touches_the_database(tmp_path: Path, simulator: Simu
 
 
 def test_a_lock_taken_during_the_extract_still_ends_with_a_summary_and_a_report(tmp_path: Path,
-                                                                                sim_data: SimData) -> None:
+                                                                                sim_data: SimData, fast, sim_seed,
+                                                                                run_cli, start_cli) -> None:
     output = tmp_path / "out"
     symbols = ",".join(_symbols(sim_data, 3))
-    with SimulatorProcess(SimConfig(seed=SEED, n_companies=120, latency_median_s=0.4)) as slow:
+    with SimulatorProcess(SimConfig(seed=sim_seed, n_companies=120, latency_median_s=0.4)) as slow:
         args = ["--base-url", slow.base_url, "--symbols", symbols, "--types", "profiles", "--output", str(output),
-                *FAST]
+                *fast]
         assert run_cli(*args, cwd=tmp_path).returncode == 0
-        process = subprocess.Popen([sys.executable, str(BACKFILL), *args], cwd=tmp_path, env=clean_env(),
-                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   text=True)
+        process = start_cli(*args, cwd=tmp_path)
         company_list = output / "raw" / "securities" / "securities.parquet"
         listed = company_list.stat().st_mtime_ns
         deadline = time.monotonic() + 60
@@ -375,13 +375,13 @@ def test_a_lock_taken_during_the_extract_still_ends_with_a_summary_and_a_report(
     (["--base-url", "http://127.0.0.1:9?x=1"], "give only scheme://host[:port]"),
     (["--output", "out-\udcff"], "not valid UTF-8"),
 ])
-def test_hostile_flags_are_one_line_and_exit_2(args: list[str], fragment: str, tmp_path: Path) -> None:
+def test_hostile_flags_are_one_line_and_exit_2(args: list[str], fragment: str, tmp_path: Path, run_cli) -> None:
     result = run_cli(*args, "--dry-run", cwd=tmp_path)
     _assert_usage_error(result, fragment)
     assert "secret" not in result.stderr
 
 
-def test_a_database_path_that_is_a_directory_is_one_line(tmp_path: Path) -> None:
+def test_a_database_path_that_is_a_directory_is_one_line(tmp_path: Path, run_cli) -> None:
     (tmp_path / "out" / "nepse.db").mkdir(parents=True)
     result = run_cli("--base-url", "http://127.0.0.1:9", "--output", str(tmp_path / "out"), cwd=tmp_path)
     _assert_usage_error(result, "nepse.db is a directory")
@@ -390,8 +390,6 @@ def test_a_database_path_that_is_a_directory_is_one_line(tmp_path: Path) -> None
 @pytest.fixture
 def empty_list_server() -> Iterator[str]:
     """Answers the handshake, and [] for the company list."""
-    from tests.test_client import Server
-
     server = Server()
 
     async def empty(request: web.Request) -> web.Response:
@@ -401,8 +399,9 @@ def empty_list_server() -> Iterator[str]:
     yield from serve_in_a_thread(server.app)
 
 
-def test_an_empty_company_list_is_a_failure_with_its_own_line(tmp_path: Path, empty_list_server: str) -> None:
-    result = run_cli("--base-url", empty_list_server, "--output", str(tmp_path / "out"), *FAST, cwd=tmp_path)
+def test_an_empty_company_list_is_a_failure_with_its_own_line(tmp_path: Path, empty_list_server: str, run_cli,
+                                                              fast) -> None:
+    result = run_cli("--base-url", empty_list_server, "--output", str(tmp_path / "out"), *fast, cwd=tmp_path)
     text = result.stdout + result.stderr
     assert result.returncode == 1, text
     assert sum("the company list from" in line and "is empty" in line for line in text.splitlines()) >= 1

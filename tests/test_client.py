@@ -5,88 +5,27 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from datetime import datetime, timezone
 
 import pytest
 from aiohttp import web
 
 from etl import api
-from etl.budget import HostBudget
-from etl.client import ClientConfig, NepseClient, retry_after_seconds
+from etl.client import NepseClient, retry_after_seconds
 from etl.failures import FetchError
 from etl.paging import SpringPaginator
-from tests.conftest import make_budget
-
-CLEAN = "t" * 150
-SALT = 12345
+from tests.fake_nepse import CLEAN, Server, handler
 
 
-def handler(make: Callable[[web.Request], web.StreamResponse]):
-    async def handle(request: web.Request) -> web.StreamResponse:
-        return make(request)
-
-    return handle
-
-
-def _raw_token() -> str:
-    raw = list(CLEAN)
-    for position in api.junk_positions(SALT):
-        raw.insert(position, "!")
-    return "".join(raw)
-
-
-class Server:
-    """A tiny misbehaving server; `seen` records (path, time) of every request."""
-
-    def __init__(self) -> None:
-        self.seen: list[tuple[str, float]] = []
-        self.app = web.Application(middlewares=[self._record])
-        self.app.router.add_get(api.PROVE_PATH, self._prove)
-
-    @web.middleware
-    async def _record(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
-        self.seen.append((request.path, time.monotonic()))
-        return await handler(request)
-
-    async def _prove(self, request: web.Request) -> web.Response:
-        return web.json_response({"accessToken": _raw_token(), "refreshToken": _raw_token(), "salt1": SALT,
-                                  "salt2": SALT, "salt3": 1, "salt4": 2, "salt5": 3, "serverTime": 0})
-
-    def count(self, path: str) -> int:
-        return sum(1 for seen_path, _ in self.seen if seen_path == path)
-
-
-async def _call(server: Server, action: Callable[[NepseClient], Awaitable], budget: HostBudget | None = None,
-                **overrides):
-    runner = web.AppRunner(server.app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    config = replace(ClientConfig(base_url=f"http://127.0.0.1:{port}", pacing=0.0, backoff_base=0.01,
-                                  backoff_cap=0.05, max_attempts=3), **overrides)
-    try:
-        async with NepseClient(config, budget or make_budget(200, 10, 10), seed=1) as client:
-            return await action(client)
-    finally:
-        await runner.cleanup()
-
-
-def run(server: Server, action: Callable[[NepseClient], Awaitable], budget: HostBudget | None = None, **overrides):
-    return asyncio.run(_call(server, action, budget, **overrides))
-
-
-def test_a_body_over_the_cap_is_refused_without_retry() -> None:
+def test_a_body_over_the_cap_is_refused_without_retry(run_client) -> None:
     server = Server()
     server.app.router.add_get("/api/nots/big", handler(lambda r: web.Response(body=b"[" + b"1," * 700_000 + b"1]")))
     with pytest.raises(FetchError) as raised:
-        run(server, lambda c: c.get_json("/api/nots/big"), max_body_mb=1.0)
+        run_client(server, lambda c: c.get_json("/api/nots/big"), max_body_mb=1.0)
     assert raised.value.outcome == "body_too_large" and server.count("/api/nots/big") == 1
 
 
-def test_a_page_loop_that_never_ends_stops_at_max_pages() -> None:
+def test_a_page_loop_that_never_ends_stops_at_max_pages(run_client) -> None:
     server = Server()
 
     async def endless(request: web.Request) -> web.Response:
@@ -97,12 +36,12 @@ def test_a_page_loop_that_never_ends_stops_at_max_pages() -> None:
 
     server.app.router.add_get("/api/nots/endless", endless)
     with pytest.raises(FetchError) as raised:
-        run(server, lambda c: c.get_pages("/api/nots/endless", {}, SpringPaginator(2, 7)))
+        run_client(server, lambda c: c.get_pages("/api/nots/endless", {}, SpringPaginator(2, 7)))
     assert raised.value.outcome == "too_many_pages"
     assert server.count("/api/nots/endless") == 7
 
 
-def test_a_total_that_lies_is_a_clear_error_not_a_hang() -> None:
+def test_a_total_that_lies_is_a_clear_error_not_a_hang(run_client) -> None:
     server = Server()
 
     async def lying(request: web.Request) -> web.Response:
@@ -113,12 +52,12 @@ def test_a_total_that_lies_is_a_clear_error_not_a_hang() -> None:
 
     server.app.router.add_get("/api/nots/lying", lying)
     with pytest.raises(FetchError) as raised:
-        run(server, lambda c: c.get_pages("/api/nots/lying", {}, SpringPaginator(2, 100)))
+        run_client(server, lambda c: c.get_pages("/api/nots/lying", {}, SpringPaginator(2, 100)))
     assert raised.value.outcome == "inconsistent_page"
     assert raised.value.attempts == 3
 
 
-def test_pages_are_read_until_last_and_concatenated() -> None:
+def test_pages_are_read_until_last_and_concatenated(run_client) -> None:
     server = Server()
     rows = [{"n": n} for n in range(7)]
 
@@ -129,27 +68,27 @@ def test_pages_are_read_until_last_and_concatenated() -> None:
                                   "totalPages": 3, "last": page == 2, "numberOfElements": len(content)})
 
     server.app.router.add_get("/api/nots/paged", paged)
-    assert run(server, lambda c: c.get_pages("/api/nots/paged", {}, SpringPaginator(500, 10))) == rows
+    assert run_client(server, lambda c: c.get_pages("/api/nots/paged", {}, SpringPaginator(500, 10))) == rows
 
 
-def test_retry_after_is_honoured() -> None:
+def test_retry_after_is_honoured(run_client) -> None:
     server = Server()
     answers = iter([web.Response(status=429, headers={"Retry-After": "0.6"}), web.json_response([1])])
     server.app.router.add_get("/api/nots/busy", handler(lambda r: next(answers)))
-    assert run(server, lambda c: c.get_json("/api/nots/busy")) == [1]
+    assert run_client(server, lambda c: c.get_json("/api/nots/busy")) == [1]
     times = [t for path, t in server.seen if path == "/api/nots/busy"]
     assert times[1] - times[0] >= 0.6
 
 
-def test_empty_and_malformed_200s_are_retried() -> None:
+def test_empty_and_malformed_200s_are_retried(run_client) -> None:
     server = Server()
     answers = iter([web.Response(body=b""), web.Response(body=b'{"content": [1, 2'), web.json_response({"ok": 1})])
     server.app.router.add_get("/api/nots/flaky", handler(lambda r: next(answers)))
-    assert run(server, lambda c: c.get_json("/api/nots/flaky")) == {"ok": 1}
+    assert run_client(server, lambda c: c.get_json("/api/nots/flaky")) == {"ok": 1}
     assert server.count("/api/nots/flaky") == 3
 
 
-def test_401_reproves_once_and_retries_and_the_token_is_clean() -> None:
+def test_401_reproves_once_and_retries_and_the_token_is_clean(run_client) -> None:
     server = Server()
     seen_headers: list[str] = []
 
@@ -160,37 +99,37 @@ def test_401_reproves_once_and_retries_and_the_token_is_clean() -> None:
         return web.json_response(["data"])
 
     server.app.router.add_get("/api/nots/guarded", guarded)
-    assert run(server, lambda c: c.get_json("/api/nots/guarded")) == ["data"]
+    assert run_client(server, lambda c: c.get_json("/api/nots/guarded")) == ["data"]
     assert server.count(api.PROVE_PATH) == 2
     assert seen_headers == [f"Salter {CLEAN}"] * 2
 
 
 @pytest.mark.parametrize("status", [400, 403, 404])
-def test_terminal_statuses_are_not_retried(status: int) -> None:
+def test_terminal_statuses_are_not_retried(status: int, run_client) -> None:
     server = Server()
     server.app.router.add_get("/api/nots/no", handler(lambda r: web.Response(status=status, text="<html>nginx</html>")))
     with pytest.raises(FetchError) as raised:
-        run(server, lambda c: c.get_json("/api/nots/no"))
+        run_client(server, lambda c: c.get_json("/api/nots/no"))
     assert raised.value.status == status and raised.value.attempts == 1
     assert server.count("/api/nots/no") == 1
 
 
-def test_bad_token_500_is_treated_as_auth() -> None:
+def test_bad_token_500_is_treated_as_auth(run_client) -> None:
     server = Server()
     answers = iter([web.Response(status=500, text=json.dumps({"message": "invalid JWE header"})),
                     web.json_response([2])])
     server.app.router.add_get("/api/nots/jwe", handler(lambda r: next(answers)))
-    assert run(server, lambda c: c.get_json("/api/nots/jwe")) == [2]
+    assert run_client(server, lambda c: c.get_json("/api/nots/jwe")) == [2]
     assert server.count(api.PROVE_PATH) == 2
 
 
-def test_repeated_429s_halve_the_host_rate() -> None:
+def test_repeated_429s_halve_the_host_rate(make_budget, run_client) -> None:
     server = Server()
     answers = iter([web.Response(status=429, headers={"Retry-After": "0"}) for _ in range(2)]
                    + [web.json_response([3])])
     server.app.router.add_get("/api/nots/throttled", handler(lambda r: next(answers)))
     budget = make_budget(40, 5, 10)
-    assert run(server, lambda c: c.get_json("/api/nots/throttled"), budget) == [3]
+    assert run_client(server, lambda c: c.get_json("/api/nots/throttled"), budget) == [3]
     assert (budget.rate, budget.throttle_events) == (20, 1)
 
 
@@ -213,23 +152,24 @@ class ExpiringTokens(Server):
         return web.json_response([1])
 
 
-def test_the_token_is_taken_after_the_budget_slot_so_a_long_wait_cannot_stale_it() -> None:
+@pytest.mark.alone
+def test_the_token_is_taken_after_the_budget_slot_so_a_long_wait_cannot_stale_it(run_client, make_budget) -> None:
     """Eight requests queue ~1.6 s for their slots behind a 5/s budget; tokens live 0.6 s."""
     server = ExpiringTokens(lifetime=0.6)
 
     async def many(client: NepseClient) -> list:
         return await asyncio.gather(*[client.get_json("/api/nots/data") for _ in range(8)])
 
-    assert run(server, many, make_budget(5, 1, 60), concurrency=8, max_attempts=2) == [[1]] * 8
+    assert run_client(server, many, make_budget(5, 1, 60), concurrency=8, max_attempts=2) == [[1]] * 8
     assert server.count(api.PROVE_PATH) <= 8  # one renewal per request at worst, not a storm
 
 
-def test_a_401_right_after_a_fresh_token_is_an_auth_failure_with_its_own_advice() -> None:
+def test_a_401_right_after_a_fresh_token_is_an_auth_failure_with_its_own_advice(run_client) -> None:
     from etl.failures import advice_for
 
     server = ExpiringTokens(lifetime=-1)  # every token is refused
     with pytest.raises(FetchError) as raised:
-        run(server, lambda c: c.get_json("/api/nots/data"), max_attempts=6)
+        run_client(server, lambda c: c.get_json("/api/nots/data"), max_attempts=6)
     assert raised.value.outcome == "auth_rejected"
     assert server.count(api.PROVE_PATH) == 2  # re-proved once, not six times
     advice = advice_for(raised.value.outcome)
@@ -250,22 +190,22 @@ def test_retry_after_is_read_as_seconds_or_as_an_http_date(header: str | None, s
     assert retry_after_seconds(header, NOW) == seconds
 
 
-def test_a_retry_after_date_in_the_past_is_retried_at_once() -> None:
+def test_a_retry_after_date_in_the_past_is_retried_at_once(run_client) -> None:
     server = Server()
     answers = iter([web.Response(status=503, headers={"Retry-After": "Thu, 01 Jan 2026 00:00:00 GMT"}),
                     web.json_response([4])])
     server.app.router.add_get("/api/nots/back", handler(lambda r: next(answers)))
-    assert run(server, lambda c: c.get_json("/api/nots/back")) == [4]
+    assert run_client(server, lambda c: c.get_json("/api/nots/back")) == [4]
     assert server.count("/api/nots/back") == 2
 
 
 @pytest.mark.parametrize("header", ["3600", "Fri, 01 Jan 2100 00:00:00 GMT"])
-def test_a_retry_after_beyond_the_cap_fails_the_request_with_the_servers_value(header: str) -> None:
+def test_a_retry_after_beyond_the_cap_fails_the_request_with_the_servers_value(header: str, run_client) -> None:
     server = Server()
     server.app.router.add_get("/api/nots/later", handler(
         lambda r: web.Response(status=429, headers={"Retry-After": header})))
     with pytest.raises(FetchError) as raised:
-        run(server, lambda c: c.get_json("/api/nots/later"), max_retry_after=600.0)
+        run_client(server, lambda c: c.get_json("/api/nots/later"), max_retry_after=600.0)
     error = raised.value
     assert error.outcome == "retry_after_too_long" and error.attempts == 1
     assert f"(Retry-After: {header})" in error.detail and "--max-retry-after 600 s" in error.detail

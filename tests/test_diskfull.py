@@ -25,8 +25,7 @@ from etl.plan import WorkItem
 from etl.rawzone import RawZone
 from etl.settings import resolve_settings
 from etl.simulator import SimData, SimulatorProcess
-from tests.conftest import FAST, make_budget, run_cli
-from tests.test_load import price, write_prices
+from tests.raw_prices import price, write_prices
 
 
 def test_a_full_disk_under_the_log_file_is_one_line_not_a_flood(capfd: pytest.CaptureFixture[str]) -> None:
@@ -79,10 +78,11 @@ def test_a_load_that_fills_the_disk_reports_sqlite_full(tmp_path: Path, small_di
 
 
 def test_the_extract_starts_no_new_company_once_a_write_fails_for_space(tmp_path: Path, simulator: SimulatorProcess,
-                                                                       sim_data: SimData, monkeypatch) -> None:
+                                                                       sim_data: SimData, monkeypatch, make_budget,
+                                                                       fast) -> None:
     companies = [Company(c["id"], c["symbol"].strip()) for c in sim_data.companies() if c["status"] == "A"][:12]
     settings = resolve_settings(["--base-url", simulator.base_url, "--output", str(tmp_path), "--concurrency", "2",
-                                 *FAST], environ={}, dotenv_path=tmp_path / ".env")
+                                 *fast], environ={}, dotenv_path=tmp_path / ".env")
     writes: list[Path] = []
 
     def write(self: RawZone, path: Path, table, meta) -> Path:
@@ -133,9 +133,10 @@ def full_disk(small_disk: Path) -> Path:
     return mount_point
 
 
-def test_a_run_on_a_full_disk_says_so_in_one_line(tmp_path: Path, full_disk: Path, simulator: SimulatorProcess) -> None:
+def test_a_run_on_a_full_disk_says_so_in_one_line(tmp_path: Path, full_disk: Path, simulator: SimulatorProcess,
+                                                  run_cli, fast) -> None:
     output = full_disk / "out"
-    result = run_cli("--base-url", simulator.base_url, "--limit", "2", "--output", str(output), *FAST, cwd=tmp_path)
+    result = run_cli("--base-url", simulator.base_url, "--limit", "2", "--output", str(output), *fast, cwd=tmp_path)
     text = result.stdout + result.stderr
     assert result.returncode != 0 and "Traceback" not in text and "Logging error" not in text, text
     lines = result.stderr.strip().splitlines()

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from etl.simulator import SimConfig, SimData, SimulatorProcess
-from tests.conftest import SEED, database_content, run_cli
 
 RETRY_FAST = ["--backoff-base", "0.05", "--backoff-cap", "0.5", "--max-attempts", "10", "--recover-after", "2"]
 BUDGET = 20
@@ -19,26 +18,29 @@ def _symbols(sim_data: SimData, count: int) -> list[str]:
     return [c["symbol"].strip() for c in sim_data.companies() if c["status"] == "A"][:count]
 
 
-def _run(simulator: SimulatorProcess, symbols: list[str], output: Path, cwd: Path):
+def _run(run_cli, simulator: SimulatorProcess, symbols: list[str], output: Path, cwd: Path):
     return run_cli("--base-url", simulator.base_url, "--symbols", ",".join(symbols), "--output", str(output),
                    "--max-rps", str(BUDGET), "--pacing", "0.05", "--concurrency", str(CONCURRENCY),
                    *RETRY_FAST, cwd=cwd, timeout=400)
 
 
 @pytest.fixture(scope="module")
-def clean_database(tmp_path_factory: pytest.TempPathFactory, sim_data: SimData, simulator: SimulatorProcess):
+def clean_database(tmp_path_factory: pytest.TempPathFactory, sim_data: SimData, simulator: SimulatorProcess,
+                   run_cli, database_content):
     work = tmp_path_factory.mktemp("clean")
-    result = _run(simulator, _symbols(sim_data, 30), work / "out", work)
+    result = _run(run_cli, simulator, _symbols(sim_data, 30), work / "out", work)
     assert result.returncode == 0, result.stderr
     return database_content(work / "out" / "nepse.db")
 
 
-def test_faulty_server_and_expiring_tokens_lose_nothing(tmp_path: Path, sim_data: SimData, clean_database) -> None:
-    faulty = SimConfig(seed=SEED, n_companies=120, token_lifetime_s=3.0, fault_seed=11,
+@pytest.mark.alone
+def test_faulty_server_and_expiring_tokens_lose_nothing(tmp_path: Path, sim_data: SimData, clean_database,
+                                                        run_cli, database_content, sim_seed) -> None:
+    faulty = SimConfig(seed=sim_seed, n_companies=120, token_lifetime_s=3.0, fault_seed=11,
                        p_drop=0.012, p_502=0.012, p_500=0.012, p_empty_200=0.012, p_malformed_json=0.012,
                        p_429=0.008, retry_after_s=0.3, p_short_page=0.012)
     with SimulatorProcess(faulty) as simulator:
-        result = _run(simulator, _symbols(sim_data, 30), tmp_path / "out", tmp_path)
+        result = _run(run_cli, simulator, _symbols(sim_data, 30), tmp_path / "out", tmp_path)
         stats = simulator.stats()
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
     assert database_content(tmp_path / "out" / "nepse.db") == clean_database
@@ -54,11 +56,11 @@ def test_faulty_server_and_expiring_tokens_lose_nothing(tmp_path: Path, sim_data
     assert stats["requests"] == client_requests + report["company_list_requests"]
 
 
-def test_an_always_failing_company_is_isolated(tmp_path: Path, sim_data: SimData) -> None:
+def test_an_always_failing_company_is_isolated(tmp_path: Path, sim_data: SimData, run_cli, sim_seed) -> None:
     symbols = _symbols(sim_data, 6)
     bad = next(c for c in sim_data.companies() if c["symbol"].strip() == symbols[2])
-    with SimulatorProcess(SimConfig(seed=SEED, n_companies=120, fail_ids=frozenset({bad["id"]}))) as simulator:
-        result = _run(simulator, symbols, tmp_path / "out", tmp_path)
+    with SimulatorProcess(SimConfig(seed=sim_seed, n_companies=120, fail_ids=frozenset({bad["id"]}))) as simulator:
+        result = _run(run_cli, simulator, symbols, tmp_path / "out", tmp_path)
     assert result.returncode == 1, result.stderr
     report = json.loads(next((tmp_path / "out" / "runs").glob("*.json")).read_text())
     indices = report["types"].pop("indices")

@@ -18,7 +18,6 @@ from etl.eventlog import EventRecorder, event_line, events_path, read_events
 from etl.htmlreport import REPORT_NAME, build_html_report, charts, gather
 from etl.load import ensure_quarantine_table, ensure_table, open_database
 from etl.settings import resolve_settings
-from tests.conftest import FAST, clean_env, run_cli
 
 START, END = date(2025, 1, 1), date(2025, 3, 31)
 SECTORS = {"AAA": "Banks", "BBB": "Banks", "CCC": "Banks", "DDD": "Hydro", "EEE": "Hydro", "FFF": "Hydro"}
@@ -371,11 +370,12 @@ def alt_major() -> str:
 # ---- end to end: the real command
 
 
-def test_a_run_writes_the_report_and_report_only_shows_a_planted_gap(tmp_path: Path, simulator) -> None:
+def test_a_run_writes_the_report_and_report_only_shows_a_planted_gap(tmp_path: Path, simulator, cli_env, run_cli,
+                                                                     fast) -> None:
     output = tmp_path / "output"
-    env = clean_env(NEPSE_HTML_REPORT="true")
+    env = cli_env(NEPSE_HTML_REPORT="true")
     done = run_cli("--base-url", simulator.base_url, "--types", "prices", "--limit", "12", "--output", str(output),
-                   *FAST, cwd=tmp_path, env=env)
+                   *fast, cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
     assert f"Report: {output / REPORT_NAME}" in done.stdout
     report = json.loads(next((output / "runs").glob("*.json")).read_text())
@@ -412,15 +412,15 @@ def test_a_run_writes_the_report_and_report_only_shows_a_planted_gap(tmp_path: P
     assert sorted(shown) == sorted(flagged) and ("prices", "planted_rule", 1) in shown
 
 
-def test_report_only_needs_something_to_report(tmp_path: Path) -> None:
-    done = run_cli("--report-only", "--output", str(tmp_path / "nothing"), cwd=tmp_path, env=clean_env())
+def test_report_only_needs_something_to_report(tmp_path: Path, run_cli, cli_env) -> None:
+    done = run_cli("--report-only", "--output", str(tmp_path / "nothing"), cwd=tmp_path, env=cli_env())
     assert done.returncode == 2
     assert done.stderr.startswith("error: nothing to report in") and done.stderr.count("\n") == 1
     (tmp_path / "foreign").mkdir()
     (tmp_path / "foreign" / "nepse.db").write_text("not a database")
-    done = run_cli("--report-only", "--output", str(tmp_path / "foreign"), cwd=tmp_path, env=clean_env())
+    done = run_cli("--report-only", "--output", str(tmp_path / "foreign"), cwd=tmp_path, env=cli_env())
     assert done.returncode == 2 and "cannot read" in done.stderr and done.stderr.count("\n") == 1
-    done = run_cli("--report-only", "--dry-run", cwd=tmp_path, env=clean_env())
+    done = run_cli("--report-only", "--dry-run", cwd=tmp_path, env=cli_env())
     assert done.returncode == 2 and "exclude each other" in done.stderr
 
 

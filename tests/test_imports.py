@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -59,3 +60,12 @@ def test_settings_do_not_import_the_data_types_or_the_client() -> None:
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                             cwd=Path(etl.__file__).parent.parent, check=True).stdout
     assert loaded.strip() == "['etl.api', 'etl.exitcodes', 'etl.settings']"  # exitcodes: --help's epilog
+
+
+def test_no_test_module_imports_conftest_or_another_test_module() -> None:
+    """Shared helpers reach the tests as fixtures (importing conftest makes a second copy of it) or from a
+    helper module (tests/fake_nepse.py, tests/raw_prices.py, tests/virtual_time.py), never from a test module."""
+    tests = Path(__file__).parent
+    forbidden = re.compile(r"^\s*(?:from|import)\s+tests\.(?:conftest|test_\w+)\b", re.MULTILINE)
+    importing = {path.name: forbidden.findall(path.read_text()) for path in sorted(tests.glob("*.py"))}
+    assert {name: found for name, found in importing.items() if found} == {}

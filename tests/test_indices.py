@@ -16,8 +16,8 @@ from etl.datatypes import REGISTRY
 from etl.datatypes.base import REJECT_REASON, Index
 from etl.datatypes.indices import INDICES, index_units
 from etl.simulator import SimData, SimulatorProcess
-from tests.conftest import BACKFILL, FAST, clean_env, run_cli, table_rows
 
+CHECK_DB = Path(__file__).resolve().parent.parent / "scripts" / "check_db.py"
 NEPSE = Index(58, "NEPSE", "NEPSE Index")
 
 
@@ -85,9 +85,10 @@ def _report(output: Path) -> dict:
     return json.loads(max((output / "runs").glob("*.json"), key=lambda p: p.stat().st_mtime_ns).read_text())
 
 
-def test_every_index_lands_exactly(tmp_path: Path, simulator: SimulatorProcess, sim_data: SimData) -> None:
+def test_every_index_lands_exactly(tmp_path: Path, simulator: SimulatorProcess, sim_data: SimData, run_cli, fast,
+                                   table_rows) -> None:
     since, until = _window(sim_data, until_days_ago=20)
-    result = run_cli(*_args(simulator, tmp_path / "out", since, until), *FAST, cwd=tmp_path)
+    result = run_cli(*_args(simulator, tmp_path / "out", since, until), *fast, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     expected = _expected(sim_data, since, until)
     assert len(expected) > 17 * 80
@@ -99,13 +100,12 @@ def test_every_index_lands_exactly(tmp_path: Path, simulator: SimulatorProcess, 
 
 
 def test_a_killed_index_run_resumes_to_the_same_table(tmp_path: Path, simulator: SimulatorProcess,
-                                                       sim_data: SimData) -> None:
+                                                       sim_data: SimData, run_cli, fast, table_rows, start_cli) -> None:
     since, until = _window(sim_data, until_days_ago=20)
     output = tmp_path / "out"
     args = _args(simulator, output, since, until) + ["--page-size", "20"]  # ~5 pages an index
-    process = subprocess.Popen([sys.executable, str(BACKFILL), *args, "--max-rps", "20", "--pacing", "0.05"],
-                               cwd=tmp_path, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               stdin=subprocess.DEVNULL)
+    process = start_cli(*args, "--max-rps", "20", "--pacing", "0.05", cwd=tmp_path, stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while len(list((output / "raw" / "indices").glob("symbol=*/part.parquet"))) < 4:
         assert time.monotonic() < deadline and process.poll() is None, "the run ended before it could be killed"
@@ -115,7 +115,7 @@ def test_a_killed_index_run_resumes_to_the_same_table(tmp_path: Path, simulator:
     done_before_kill = len(list((output / "raw" / "indices").glob("symbol=*/part.parquet")))
     assert done_before_kill < 17
 
-    result = run_cli(*args, *FAST, cwd=tmp_path)
+    result = run_cli(*args, *fast, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Resuming the interrupted run" in result.stdout
     assert table_rows(output / "nepse.db", "indices") == _expected(sim_data, since, until)
@@ -126,14 +126,14 @@ def test_a_killed_index_run_resumes_to_the_same_table(tmp_path: Path, simulator:
 
 
 def test_a_daily_rerun_fetches_only_the_new_days(tmp_path: Path, simulator: SimulatorProcess,
-                                                 sim_data: SimData) -> None:
+                                                 sim_data: SimData, run_cli, fast, table_rows) -> None:
     since, first_until = _window(sim_data, until_days_ago=30)
     _, later_until = _window(sim_data, until_days_ago=20)
     output = tmp_path / "out"
-    first = run_cli(*_args(simulator, output, since, first_until), *FAST, cwd=tmp_path)
+    first = run_cli(*_args(simulator, output, since, first_until), *fast, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     simulator.reset_stats()
-    later = run_cli(*_args(simulator, output, since, later_until), *FAST, cwd=tmp_path)
+    later = run_cli(*_args(simulator, output, since, later_until), *fast, cwd=tmp_path)
     assert later.returncode == 0, later.stderr
     stats = simulator.stats()
     new_days = [day for day in _expected(sim_data, first_until, later_until) if day[3] > first_until]
@@ -194,7 +194,7 @@ def test_the_ci_smoke_check_wants_the_nepse_index(tmp_path: Path) -> None:
     clean_run = json.dumps({"types": {"prices": done, "indices": {**done, "companies_ok": 17, "companies_total": 17}}})
     connection.execute("INSERT INTO runs VALUES ('2026-11-26T10:15:00', 0, ?)", (clean_run,))
     connection.commit()
-    check = [sys.executable, str(BACKFILL.parent / "check_db.py"), str(db), "--companies", "1"]
+    check = [sys.executable, str(CHECK_DB), str(db), "--companies", "1"]
     failed = subprocess.run(check, capture_output=True, text=True)
     assert failed.returncode == 1 and "indices: no day of the NEPSE index" in failed.stderr
     connection.execute("INSERT INTO indices VALUES (58, '2026-11-26')")

@@ -14,20 +14,7 @@ from etl.datatypes import REGISTRY
 from etl.datatypes.base import Company, rows_to_table
 from etl.load import DatabaseNotUsable, ensure_quarantine_table, load_all, open_database, upsert_sql
 from etl.rawzone import SCHEMA_VERSION, RawZone
-from tests.conftest import run_cli
-
-PRICES = REGISTRY["prices"]
-FETCHED = "2026-11-01T00:00:00+00:00"
-
-
-def price(day: int, close: float = 100.0, high: float = 101.0, low: float = 99.0) -> dict:
-    return {"businessDate": f"2026-10-{day:02d}", "closePrice": close, "highPrice": high, "lowPrice": low,
-            "totalTradedQuantity": 10, "totalTradedValue": 1000.0, "totalTrades": 2}
-
-
-def write_prices(zone: RawZone, symbol: str, records: list[dict], fetched_at: str = FETCHED) -> Path:
-    rows = PRICES.parse(records, Company(1, symbol))
-    return zone.write(zone.partition_path("prices", symbol), rows_to_table(rows, PRICES, fetched_at), {})
+from tests.raw_prices import FETCHED, PRICES, price, write_prices
 
 
 def load(tmp_path: Path, zone: RawZone):
@@ -147,7 +134,7 @@ def table_dump(db: Path) -> dict[str, list[tuple]]:
             for table in ("prices", "data_issues", "quarantine")}
 
 
-def test_flags_reach_the_summary_the_run_report_and_the_runs_table(tmp_path: Path) -> None:
+def test_flags_reach_the_summary_the_run_report_and_the_runs_table(tmp_path: Path, run_cli) -> None:
     output = tmp_path / "output"
     write_prices(RawZone(output), "REAL", real_shaped_history())
     result = run_cli("--load-only", "--output", str(output), cwd=tmp_path)

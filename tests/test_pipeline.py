@@ -12,7 +12,6 @@ import pytest
 from etl.pipeline import selected_types
 from etl.settings import ConfigError, Settings, nepal_today
 from etl.simulator import SimConfig, SimData, SimulatorProcess
-from tests.conftest import FAST, SEED, database_content, run_cli, table_rows
 
 
 def _companies(sim_data: SimData, symbols: list[str]) -> dict[str, dict]:
@@ -64,16 +63,18 @@ def test_the_run_checks_its_types_against_the_registry() -> None:
 
 
 @pytest.fixture(scope="module")
-def first_run(tmp_path_factory: pytest.TempPathFactory, simulator: SimulatorProcess, some_symbols: list[str]):
+def first_run(tmp_path_factory: pytest.TempPathFactory, simulator: SimulatorProcess, some_symbols: list[str], run_cli,
+              fast):
     work = tmp_path_factory.mktemp("pipeline")
     output = work / "output"
     result = run_cli("--base-url", simulator.base_url, "--symbols", ",".join(some_symbols),
-                     "--output", str(output), *FAST, cwd=work)
+                     "--output", str(output), *fast, cwd=work)
     assert result.returncode == 0, result.stdout + result.stderr
     return work, output, result
 
 
-def test_every_type_lands_with_the_simulators_values(first_run, sim_data: SimData, some_symbols: list[str]) -> None:
+def test_every_type_lands_with_the_simulators_values(first_run, sim_data: SimData, some_symbols: list[str],
+                                                     table_rows) -> None:
     _work, output, _result = first_run
     db = output / "nepse.db"
     until = nepal_today()
@@ -100,7 +101,7 @@ def test_every_type_lands_with_the_simulators_values(first_run, sim_data: SimDat
     assert len(securities) == len(sim_data.companies())
 
 
-def test_summary_line_and_run_report(first_run, some_symbols: list[str]) -> None:
+def test_summary_line_and_run_report(first_run, some_symbols: list[str], table_rows) -> None:
     _work, output, result = first_run
     assert "Prices: " in result.stdout and " new records, 0 skipped, 0 errors" in result.stdout
     reports = list((output / "runs").glob("*.json"))
@@ -128,11 +129,12 @@ def test_slash_symbol_is_one_encoded_directory(first_run, some_symbols: list[str
     assert not any(path.name.startswith("symbol=") and "/" in path.name for path in output.rglob("*"))
 
 
-def test_second_run_adds_nothing(first_run, simulator: SimulatorProcess, some_symbols: list[str]) -> None:
+def test_second_run_adds_nothing(first_run, simulator: SimulatorProcess, some_symbols: list[str], database_content,
+                                 run_cli, fast) -> None:
     work, output, _result = first_run
     before = database_content(output / "nepse.db")
     result = run_cli("--base-url", simulator.base_url, "--symbols", ",".join(some_symbols),
-                     "--output", str(output), *FAST, cwd=work)
+                     "--output", str(output), *fast, cwd=work)
     assert result.returncode == 0, result.stderr
     assert database_content(output / "nepse.db") == before
     report = json.loads(sorted((output / "runs").glob("*.json"))[-1].read_text())
@@ -140,7 +142,8 @@ def test_second_run_adds_nothing(first_run, simulator: SimulatorProcess, some_sy
         assert entry["new"] == 0 and entry["updated"] == 0, name
 
 
-def test_load_only_rebuilds_the_database_from_the_raw_zone(first_run, tmp_path: Path) -> None:
+def test_load_only_rebuilds_the_database_from_the_raw_zone(first_run, tmp_path: Path, run_cli,
+                                                           database_content) -> None:
     _work, output, _result = first_run
     copy = tmp_path / "copy"
     shutil.copytree(output / "raw", copy / "raw")
@@ -153,11 +156,12 @@ def test_load_only_rebuilds_the_database_from_the_raw_zone(first_run, tmp_path: 
     assert all(entry["new"] == 0 and entry["updated"] == 0 for entry in report["types"].values())
 
 
-def test_small_page_cap_loses_no_row(tmp_path: Path, sim_data: SimData, some_symbols: list[str]) -> None:
+def test_small_page_cap_loses_no_row(tmp_path: Path, sim_data: SimData, some_symbols: list[str], run_cli, fast,
+                                     sim_seed, table_rows) -> None:
     symbols = some_symbols[:3]
-    with SimulatorProcess(SimConfig(seed=SEED, n_companies=120, page_size_cap=40)) as capped:
+    with SimulatorProcess(SimConfig(seed=sim_seed, n_companies=120, page_size_cap=40)) as capped:
         result = run_cli("--base-url", capped.base_url, "--symbols", ",".join(symbols), "--types", "prices",
-                         "--output", str(tmp_path / "out"), *FAST, cwd=tmp_path)
+                         "--output", str(tmp_path / "out"), *fast, cwd=tmp_path)
         stats = capped.stats()
     assert result.returncode == 0, result.stderr
     until = nepal_today()

@@ -15,7 +15,6 @@ from aiohttp import web
 from etl.datatypes.securities import SECURITIES, active_companies, parse_security_list
 from etl.settings import nepal_today
 from etl.simulator import SimConfig, SimData, SimulatorProcess, create_app
-from tests.conftest import FAST, run_cli
 
 SEED, COMPANIES = 3, 40
 
@@ -36,21 +35,22 @@ def test_the_security_list_adds_only_what_the_company_list_lacks() -> None:
     assert [company.symbol for company in active_companies(rows)] == ["NIMBPO"]
 
 
-def _run(simulator: SimulatorProcess, output: Path, *extra: str) -> tuple[dict, set[str]]:
+def _run(run_cli, fast, simulator: SimulatorProcess, output: Path, *extra: str) -> tuple[dict, set[str]]:
     simulator.reset_stats()
     result = run_cli("--base-url", simulator.base_url, "--types", "prices,profiles", "--limit", "3",
-                     "--output", str(output), *extra, *FAST, cwd=output.parent)
+                     "--output", str(output), *extra, *fast, cwd=output.parent)
     assert result.returncode == 0, result.stdout + result.stderr
     symbols = {row[0] for row in sqlite3.connect(output / "nepse.db").execute("SELECT DISTINCT symbol FROM prices")}
     return simulator.stats()["per_path_kind"], symbols
 
 
-def test_include_promoter_fetches_promoter_prices_and_nothing_changes_without_it(tmp_path: Path) -> None:
+def test_include_promoter_fetches_promoter_prices_and_nothing_changes_without_it(tmp_path: Path, run_cli,
+                                                                                 fast) -> None:
     data = SimData(SEED, COMPANIES)
     (promoter,) = data.promoter_shares()
     with SimulatorProcess(SimConfig(seed=SEED, n_companies=COMPANIES)) as simulator:
-        plain, plain_symbols = _run(simulator, tmp_path / "plain")
-        promoted, promoted_symbols = _run(simulator, tmp_path / "promoted", "--include-promoter")
+        plain, plain_symbols = _run(run_cli, fast, simulator, tmp_path / "plain")
+        promoted, promoted_symbols = _run(run_cli, fast, simulator, tmp_path / "promoted", "--include-promoter")
         asked = ("--base-url", simulator.base_url, "--symbols", promoter.symbol, "--dry-run")
         unknown = run_cli(*asked, "--output", str(tmp_path / "dry"), cwd=tmp_path)
         planned = run_cli(*asked, "--include-promoter", "--output", str(tmp_path / "dry"), cwd=tmp_path)
@@ -105,10 +105,10 @@ def simulator_without_security_list() -> Iterator[str]:
         thread.join(10)
 
 
-def test_a_security_list_that_cannot_be_read_is_one_clear_line(tmp_path: Path) -> None:
+def test_a_security_list_that_cannot_be_read_is_one_clear_line(tmp_path: Path, run_cli, fast) -> None:
     with simulator_without_security_list() as url:
         result = run_cli("--base-url", url, "--types", "prices", "--limit", "2", "--include-promoter",
-                         "--output", str(tmp_path / "out"), *FAST, cwd=tmp_path)
+                         "--output", str(tmp_path / "out"), *fast, cwd=tmp_path)
     assert result.returncode == 1
     assert "cannot get NEPSE's security list (for --include-promoter)" in result.stdout + result.stderr
     assert "Run without --include-promoter" in result.stdout + result.stderr

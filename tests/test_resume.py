@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,7 +11,6 @@ import psutil
 import pytest
 
 from etl.simulator import SimData, SimulatorProcess
-from tests.conftest import BACKFILL, FAST, clean_env, database_content, run_cli
 
 SLOW = ["--max-rps", "6", "--pacing", "0.1"]
 
@@ -30,11 +27,6 @@ def _latest_report(output: Path) -> dict:
     return json.loads(max((output / "runs").glob("*.json"), key=lambda p: p.stat().st_mtime_ns).read_text())
 
 
-def _start(args: list[str], cwd: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, str(BACKFILL), *args], cwd=cwd, env=clean_env(), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-
-
 def _wait_for_files(output: Path, count: int, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -45,9 +37,10 @@ def _wait_for_files(output: Path, count: int, timeout: float = 60) -> None:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory, simulator: SimulatorProcess, sim_data: SimData):
+def reference(tmp_path_factory: pytest.TempPathFactory, simulator: SimulatorProcess, sim_data: SimData, run_cli, fast,
+              database_content):
     work = tmp_path_factory.mktemp("reference")
-    result = run_cli(*_args(simulator, _symbols(sim_data), work / "out"), *FAST, cwd=work)
+    result = run_cli(*_args(simulator, _symbols(sim_data), work / "out"), *fast, cwd=work)
     assert result.returncode == 0, result.stderr
     report = _latest_report(work / "out")
     return database_content(work / "out" / "nepse.db"), sum(e["requests"] for e in report["types"].values())
@@ -55,11 +48,12 @@ def reference(tmp_path_factory: pytest.TempPathFactory, simulator: SimulatorProc
 
 @pytest.mark.parametrize("after_files", [3, 30])
 def test_sigkill_mid_extract_then_rerun_resumes(tmp_path: Path, simulator: SimulatorProcess, sim_data: SimData,
-                                                reference, after_files: int) -> None:
+                                                reference, after_files: int, run_cli, fast, database_content,
+                                                start_cli) -> None:
     reference_content, reference_requests = reference
     output = tmp_path / "out"
     args = _args(simulator, _symbols(sim_data), output)
-    process = _start(args + SLOW, tmp_path)
+    process = start_cli(*args, *SLOW, cwd=tmp_path)
     _wait_for_files(output, after_files)
     children = psutil.Process(process.pid).children(recursive=True)
     process.send_signal(signal.SIGKILL)
@@ -68,7 +62,7 @@ def test_sigkill_mid_extract_then_rerun_resumes(tmp_path: Path, simulator: Simul
     _gone, alive = psutil.wait_procs(children, timeout=10)
     assert not alive, [p.cmdline() for p in alive]
 
-    result = run_cli(*args, *FAST, cwd=tmp_path)
+    result = run_cli(*args, *fast, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Resuming the interrupted run" in result.stdout
     assert database_content(output / "nepse.db") == reference_content
@@ -82,11 +76,12 @@ def test_sigkill_mid_extract_then_rerun_resumes(tmp_path: Path, simulator: Simul
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_sigint_stops_cleanly_with_130_and_a_summary(tmp_path: Path, simulator: SimulatorProcess,
-                                                     sim_data: SimData, reference, signum: int) -> None:
+                                                     sim_data: SimData, reference, signum: int, run_cli, fast,
+                                                     database_content, start_cli) -> None:
     reference_content, _ = reference
     output = tmp_path / "out"
     args = _args(simulator, _symbols(sim_data), output)
-    process = _start(args + SLOW, tmp_path)
+    process = start_cli(*args, *SLOW, cwd=tmp_path)
     _wait_for_files(output, 8)
     process.send_signal(signum)
     stdout, stderr = process.communicate(timeout=60)
@@ -97,19 +92,20 @@ def test_sigint_stops_cleanly_with_130_and_a_summary(tmp_path: Path, simulator: 
     report = _latest_report(output)
     assert report["interrupted"] is True
 
-    result = run_cli(*args, *FAST, cwd=tmp_path)
+    result = run_cli(*args, *fast, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert database_content(output / "nepse.db") == reference_content
 
 
 def test_sigkill_mid_load_then_load_only_finishes(tmp_path: Path, simulator: SimulatorProcess,
-                                                  sim_data: SimData, reference) -> None:
+                                                  sim_data: SimData, reference, run_cli, fast, database_content,
+                                                  start_cli) -> None:
     reference_content, _ = reference
     output = tmp_path / "out"
-    extract = run_cli(*_args(simulator, _symbols(sim_data), output), "--extract-only", *FAST, cwd=tmp_path)
+    extract = run_cli(*_args(simulator, _symbols(sim_data), output), "--extract-only", *fast, cwd=tmp_path)
     assert extract.returncode == 0, extract.stderr
     for delay in (0.0, 0.5, 1.0):  # kill the load at several points, each time leaving whatever it left
-        process = _start(["--load-only", "--output", str(output)], tmp_path)
+        process = start_cli("--load-only", "--output", str(output), cwd=tmp_path)
         time.sleep(delay)
         process.send_signal(signal.SIGKILL)
         process.communicate(timeout=30)
@@ -118,21 +114,22 @@ def test_sigkill_mid_load_then_load_only_finishes(tmp_path: Path, simulator: Sim
     assert database_content(output / "nepse.db") == reference_content
 
 
-def test_daily_rerun_fetches_only_new_days(tmp_path: Path, simulator: SimulatorProcess, sim_data: SimData) -> None:
+def test_daily_rerun_fetches_only_new_days(tmp_path: Path, simulator: SimulatorProcess, sim_data: SimData, run_cli,
+                                           fast) -> None:
     symbols = _symbols(sim_data)[:4]
     output = tmp_path / "out"
-    first = run_cli(*_args(simulator, symbols, output), "--types", "prices", "--until", "2026-06-30", *FAST,
+    first = run_cli(*_args(simulator, symbols, output), "--types", "prices", "--until", "2026-06-30", *fast,
                     cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     second = run_cli(*_args(simulator, symbols, output), "--types", "prices", "--since", "2025-06-30",
-                     "--until", "2026-07-10", *FAST, cwd=tmp_path)
+                     "--until", "2026-07-10", *fast, cwd=tmp_path)
     assert second.returncode == 0, second.stderr
     report = _latest_report(output)["types"]["prices"]
     assert report["requests"] <= len(symbols) + 2  # one small page each (plus auth)
     assert 0 < report["rows_fetched"] <= len(symbols) * 9  # only 1 to 10 July
     assert report["new"] == report["rows_fetched"]
     full = run_cli(*_args(simulator, symbols, output), "--types", "prices", "--since", "2025-06-30",
-                   "--until", "2026-07-10", "--full", *FAST, cwd=tmp_path)
+                   "--until", "2026-07-10", "--full", *fast, cwd=tmp_path)
     assert full.returncode == 0
     full_report = _latest_report(output)["types"]["prices"]
     assert full_report["rows_fetched"] > 10 * report["rows_fetched"]  # the whole window again
@@ -140,9 +137,9 @@ def test_daily_rerun_fetches_only_new_days(tmp_path: Path, simulator: SimulatorP
 
 
 def test_a_worker_killed_under_the_pool_is_reported_not_waited_for(tmp_path: Path, simulator: SimulatorProcess,
-                                                                   sim_data: SimData) -> None:
+                                                                   sim_data: SimData, start_cli) -> None:
     output = tmp_path / "out"
-    process = _start(_args(simulator, _symbols(sim_data), output) + SLOW, tmp_path)
+    process = start_cli(*_args(simulator, _symbols(sim_data), output), *SLOW, cwd=tmp_path)
     _wait_for_files(output, 4)
     workers = [child for child in psutil.Process(process.pid).children()
                if "spawn_main" in " ".join(child.cmdline())]
@@ -160,14 +157,12 @@ def test_a_worker_killed_under_the_pool_is_reported_not_waited_for(tmp_path: Pat
 
 
 def test_ctrl_c_at_the_terminal_reaches_only_the_parent(tmp_path: Path, simulator: SimulatorProcess,
-                                                         sim_data: SimData) -> None:
+                                                         sim_data: SimData, start_cli) -> None:
     """A terminal's Ctrl-C signals the whole process group: the children must leave it to the parent."""
     import os
 
     output = tmp_path / "out"
-    process = subprocess.Popen([sys.executable, str(BACKFILL), *_args(simulator, _symbols(sim_data), output), *SLOW],
-                               cwd=tmp_path, env=clean_env(), text=True, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, start_new_session=True)
+    process = start_cli(*_args(simulator, _symbols(sim_data), output), *SLOW, cwd=tmp_path, start_new_session=True)
     _wait_for_files(output, 4)
     os.killpg(process.pid, signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)

@@ -295,6 +295,7 @@ async def test_refresh_token_needs_the_clean_refresh_token() -> None:
         assert bad.status == 401
 
 
+@pytest.mark.alone
 @async_test
 async def test_expired_token_is_refused() -> None:
     async with sim_client(token_lifetime_s=0.3) as client:
@@ -444,6 +445,7 @@ def test_max_starts_in_window_is_half_open() -> None:
     assert max_starts_in_window([0.0, 0.1, 0.2, 0.3, 5.0]) == 4
 
 
+@pytest.mark.alone
 @async_test
 async def test_stats_measure_a_concurrent_burst() -> None:
     async with sim_client(latency_median_s=0.2) as client:
@@ -498,6 +500,7 @@ def test_every_config_field_has_a_flag_and_round_trips() -> None:
     assert spread.p_drop == 0 and spread.p_502 == pytest.approx(0.1) and spread.p_short_page == pytest.approx(0.1)
 
 
+@pytest.mark.alone
 def test_simulator_subprocess_serves_and_counts() -> None:
     config = SimConfig(seed=SEED, n_companies=120, today=TODAY, fail_ids=frozenset({12345}))
 

@@ -26,7 +26,6 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 from etl.simulator import SimConfig, create_app
-from tests.conftest import FAST, SEED, run_cli
 
 LOOPBACK = "127.0.0.1"
 
@@ -89,7 +88,7 @@ class Hosts:
 
 
 @pytest.fixture(scope="module")
-def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hosts]:
+def hosts(tmp_path_factory: pytest.TempPathFactory, sim_seed) -> Iterator[Hosts]:
     folder = tmp_path_factory.mktemp("chain")
     root = _issue("Test Root CA", None, ca=True)
     intermediate = _issue("Test Intermediate CA", root, ca=True)
@@ -116,7 +115,7 @@ def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hosts]:
         aia = f"http://{LOOPBACK}:{aia_runner.addresses[0][1]}"
         good = _issue(LOOPBACK, intermediate, ca=False, aia_url=aia + "/ca/intermediate.der")
         wrong = _issue(LOOPBACK, intermediate, ca=False, aia_url=aia + "/ca/other.der")
-        runner = web.AppRunner(create_app(SimConfig(seed=SEED, n_companies=40)))
+        runner = web.AppRunner(create_app(SimConfig(seed=sim_seed, n_companies=40)))
         await runner.setup()
         for name, leaf in (("good", good), ("wrong", wrong)):
             site = web.TCPSite(runner, LOOPBACK, 0, ssl_context=_leaf_only_context(leaf, folder, name))
@@ -137,9 +136,9 @@ def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hosts]:
     loop.call_soon_threadsafe(loop.stop)
 
 
-def _backfill(base_url: str, bundle: Path, output: Path, cwd: Path):
+def _backfill(run_cli, fast, base_url: str, bundle: Path, output: Path, cwd: Path):
     return run_cli("--base-url", base_url, "--ca-bundle", str(bundle), "--limit", "2", "--types", "profiles",
-                   "--output", str(output), *FAST, cwd=cwd)
+                   "--output", str(output), *fast, cwd=cwd)
 
 
 def _one_error_line(result) -> str:
@@ -160,10 +159,11 @@ def test_the_server_sends_an_incomplete_chain(hosts: Hosts) -> None:
     assert failure.value.verify_code == 20  # unable to get local issuer certificate
 
 
-def test_incomplete_chain_is_completed_from_the_aia_url_with_verification_on(tmp_path: Path, hosts: Hosts) -> None:
+def test_incomplete_chain_is_completed_from_the_aia_url_with_verification_on(tmp_path: Path, hosts: Hosts, run_cli,
+                                                                             fast) -> None:
     output = tmp_path / "out"
     before = hosts.aia_hits["/ca/intermediate.der"]
-    result = _backfill(hosts.good, hosts.root_bundle, output, tmp_path)
+    result = _backfill(run_cli, fast, hosts.good, hosts.root_bundle, output, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert hosts.aia_hits["/ca/intermediate.der"] == before + 1  # once per run, for every process
     cached = list((output / "state" / "tls").glob("*.pem"))
@@ -171,29 +171,31 @@ def test_incomplete_chain_is_completed_from_the_aia_url_with_verification_on(tmp
     log = next((output / "logs").glob("*.log")).read_text()
     assert "incomplete certificate chain" in log and "Test Intermediate CA" in log
 
-    again = _backfill(hosts.good, hosts.root_bundle, output, tmp_path)
+    again = _backfill(run_cli, fast, hosts.good, hosts.root_bundle, output, tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
     assert hosts.aia_hits["/ca/intermediate.der"] == before + 1  # the cached intermediate was enough
 
 
-def test_an_aia_url_serving_the_wrong_certificate_fails_with_one_line(tmp_path: Path, hosts: Hosts) -> None:
-    line = _one_error_line(_backfill(hosts.wrong, hosts.root_bundle, tmp_path / "out", tmp_path))
+def test_an_aia_url_serving_the_wrong_certificate_fails_with_one_line(tmp_path: Path, hosts: Hosts, run_cli,
+                                                                      fast) -> None:
+    line = _one_error_line(_backfill(run_cli, fast, hosts.wrong, hosts.root_bundle, tmp_path / "out", tmp_path))
     assert "TLS certificate verification failed for 127.0.0.1" in line and "did not issue" in line
     assert "/ca/other.der" in line and "--insecure" in line, line
     assert not list((tmp_path / "out" / "state" / "tls").glob("*.pem"))
 
 
-def test_the_fetched_intermediate_is_never_a_trust_anchor(tmp_path: Path, hosts: Hosts) -> None:
+def test_the_fetched_intermediate_is_never_a_trust_anchor(tmp_path: Path, hosts: Hosts, run_cli, fast) -> None:
     """The right intermediate, but a bundle without its root: the chain must still end at a trusted root."""
-    line = _one_error_line(_backfill(hosts.good, hosts.other_bundle, tmp_path / "out", tmp_path))
+    line = _one_error_line(_backfill(run_cli, fast, hosts.good, hosts.other_bundle, tmp_path / "out", tmp_path))
     assert "still does not verify" in line and "Test Intermediate CA" in line
 
 
-def test_a_damaged_cached_intermediate_is_ignored_and_fetched_again(tmp_path: Path, hosts: Hosts) -> None:
+def test_a_damaged_cached_intermediate_is_ignored_and_fetched_again(tmp_path: Path, hosts: Hosts, run_cli,
+                                                                    fast) -> None:
     output = tmp_path / "out"
     (output / "state" / "tls").mkdir(parents=True)
     (output / "state" / "tls" / "0000000000000000.pem").write_text("-----BEGIN CERTIFICATE-----\nnot one\n")
     before = hosts.aia_hits["/ca/intermediate.der"]
-    result = _backfill(hosts.good, hosts.root_bundle, output, tmp_path)
+    result = _backfill(run_cli, fast, hosts.good, hosts.root_bundle, output, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert hosts.aia_hits["/ca/intermediate.der"] == before + 1

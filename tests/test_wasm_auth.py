@@ -31,8 +31,7 @@ from etl.wasm_auth import (
     first_disagreement,
     prepare,
 )
-from tests.conftest import FAST, SEED, run_cli
-from tests.test_client import Server, handler, run
+from tests.fake_nepse import Server, handler
 
 # Today's table rotated so that no entry a salt can reach (0..27) keeps its value: the built-in formula
 # then never finds the junk characters by chance.
@@ -108,10 +107,11 @@ def test_positions_that_cannot_be_junk_are_refused() -> None:
     (b"<html>not here</html>", "does not load (not a WebAssembly binary)"),
     (b"\0asm" + b"\0" * MAX_WASM_BYTES, "could not be fetched"),
 ])
-def test_a_module_that_cannot_be_used_falls_back_to_the_formula(tmp_path: Path, body: bytes, reason: str) -> None:
+def test_a_module_that_cannot_be_used_falls_back_to_the_formula(tmp_path: Path, body: bytes, reason: str,
+                                                                run_client) -> None:
     server = Server()
     server.app.router.add_get(api.CSS_WASM_PATH, handler(lambda r: web.Response(body=body)))
-    scheme = run(server, lambda client: prepare(client, tmp_path))
+    scheme = run_client(server, lambda client: prepare(client, tmp_path))
     assert scheme.wasm_path is None and reason in scheme.reason
     assert scheme.positions() is api.formula_positions
     assert server.count(api.CSS_WASM_PATH) == 1  # too large is terminal: not fetched again
@@ -122,7 +122,7 @@ def test_a_module_that_cannot_be_used_falls_back_to_the_formula(tmp_path: Path, 
     (TokenScheme(None, "css.wasm could not be fetched (HTTP 404)"), "css.wasm unavailable"),
     (TokenScheme(None), ""),
 ])
-def test_a_refused_token_names_the_fallback_as_its_likely_cause(scheme: TokenScheme, hint: str) -> None:
+def test_a_refused_token_names_the_fallback_as_its_likely_cause(scheme: TokenScheme, hint: str, run_client) -> None:
     server = Server()
     server.app.router.add_get("/api/nots/x", handler(lambda r: web.json_response({}, status=401)))
 
@@ -131,7 +131,7 @@ def test_a_refused_token_names_the_fallback_as_its_likely_cause(scheme: TokenSch
         await client.get_json("/api/nots/x")
 
     with pytest.raises(FetchError) as raised:
-        run(server, action)
+        run_client(server, action)
     assert raised.value.describe().startswith("HTTP 401")
     assert (hint in raised.value.describe()) if hint else ("css.wasm" not in raised.value.describe())
 
@@ -243,16 +243,17 @@ def test_the_modules_an_extract_process_imports_do_not_import_wasmtime() -> None
 # ---- the whole run against the simulator
 
 
-def _run(config: SimConfig, tmp_path: Path):
+def _run(run_cli, fast, config: SimConfig, tmp_path: Path):
     with SimulatorProcess(config) as simulator:
         result = run_cli("--base-url", simulator.base_url, "--limit", "2", "--types", "profiles,reports",
-                         "--output", str(tmp_path / "out"), "--max-attempts", "2", *FAST, cwd=tmp_path)
+                         "--output", str(tmp_path / "out"), "--max-attempts", "2", *fast, cwd=tmp_path)
     log = next((tmp_path / "out" / "logs").glob("*.log")).read_text()
     return result, log
 
 
-def test_a_rotated_table_still_authenticates_by_following_the_sites_wasm(tmp_path: Path) -> None:
-    result, log = _run(SimConfig(seed=SEED, n_companies=40, junk_table=ROTATED), tmp_path)
+def test_a_rotated_table_still_authenticates_by_following_the_sites_wasm(tmp_path: Path, sim_seed, run_cli,
+                                                                         fast) -> None:
+    result, log = _run(run_cli, fast, SimConfig(seed=sim_seed, n_companies=40, junk_table=ROTATED), tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     digest = hashlib.sha256(css_wasm.build(ROTATED)).hexdigest()
     assert log.count(DISAGREE_NOTE) == 1 and f"css.wasm {digest[:16]}" in log
@@ -260,8 +261,10 @@ def test_a_rotated_table_still_authenticates_by_following_the_sites_wasm(tmp_pat
     assert (tmp_path / "out" / "state" / "css-wasm" / f"{digest}.wasm").read_bytes() == css_wasm.build(ROTATED)
 
 
-def test_without_the_wasm_a_rotated_table_fails_with_a_line_naming_the_cause(tmp_path: Path) -> None:
-    result, log = _run(SimConfig(seed=SEED, n_companies=40, junk_table=ROTATED, css_wasm_blocked=True), tmp_path)
+def test_without_the_wasm_a_rotated_table_fails_with_a_line_naming_the_cause(tmp_path: Path, sim_seed, run_cli,
+                                                                             fast) -> None:
+    result, log = _run(run_cli, fast, SimConfig(seed=sim_seed, n_companies=40, junk_table=ROTATED,
+                                                css_wasm_blocked=True), tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
     output = result.stdout + result.stderr
     lines = [line for line in output.splitlines() if "cannot authenticate with" in line]
@@ -271,15 +274,16 @@ def test_without_the_wasm_a_rotated_table_fails_with_a_line_naming_the_cause(tmp
     assert "Traceback" not in output
 
 
-def test_without_the_wasm_todays_table_works_on_the_formula_and_says_so_once(tmp_path: Path) -> None:
-    result, log = _run(SimConfig(seed=SEED, n_companies=40, css_wasm_blocked=True), tmp_path)
+def test_without_the_wasm_todays_table_works_on_the_formula_and_says_so_once(tmp_path: Path, sim_seed, run_cli,
+                                                                             fast) -> None:
+    result, log = _run(run_cli, fast, SimConfig(seed=sim_seed, n_companies=40, css_wasm_blocked=True), tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert log.count(FALLBACK_NOTE) == 1  # the parent says it; the extract processes do not repeat it
     assert not (tmp_path / "out" / "state" / "css-wasm").exists()
 
 
-def test_todays_table_agrees_with_the_formula_without_a_warning(tmp_path: Path) -> None:
-    result, log = _run(SimConfig(seed=SEED, n_companies=40), tmp_path)
+def test_todays_table_agrees_with_the_formula_without_a_warning(tmp_path: Path, sim_seed, run_cli, fast) -> None:
+    result, log = _run(run_cli, fast, SimConfig(seed=sim_seed, n_companies=40), tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert DISAGREE_NOTE not in log and FALLBACK_NOTE not in log
     assert "token junk positions from css.wasm" in log
