@@ -488,9 +488,10 @@ def load_type(connection: sqlite3.Connection, data_type: DataType, zone: RawZone
 
 
 def load_all(db_path: Path, zone: RawZone, data_types: list[DataType],
-             into: dict[str, LoadCounts] | None = None) -> dict[str, LoadCounts]:
-    """Load each type in turn; `into` receives each table's counts as soon as it is committed."""
-    connection = open_database(db_path)
+             into: dict[str, LoadCounts] | None = None, busy_timeout_s: float = 5.0) -> dict[str, LoadCounts]:
+    """Load each type in turn; `into` receives each table's counts as soon as it is committed. A write lock
+    another program holds is waited for `busy_timeout_s` seconds at most."""
+    connection = open_database(db_path, busy_timeout_s)
     try:
         results: dict[str, LoadCounts] = {} if into is None else into
         for data_type in data_types:

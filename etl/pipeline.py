@@ -398,7 +398,7 @@ def _run_stages(context: RunContext, hub: LogHub, ctx: multiprocessing.context.B
         try:
             from etl.load import load_all
 
-            load_all(settings.db_path, context.zone, load_types, into=loads)
+            load_all(settings.db_path, context.zone, load_types, into=loads, busy_timeout_s=settings.db_busy_timeout)
         except KeyboardInterrupt:
             context.interrupted = True
             logger.warning("Ctrl-C during the load: the table being loaded was rolled back; the raw zone is "

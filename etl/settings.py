@@ -241,6 +241,9 @@ SPECS: tuple[SettingSpec, ...] = (
                 metavar="N"),
     SettingSpec("max_body_mb", parse_positive_float, "largest response body accepted, in MB", "limits",
                 metavar="MB"),
+    SettingSpec("db_busy_timeout", parse_non_negative_float, "seconds the load waits for another program's "
+                "write lock on nepse.db before giving up (the raw zone is kept: --load-only finishes later)",
+                "limits", metavar="S"),
     SettingSpec("start_method", parse_start_method, "multiprocessing start method", "limits", metavar="METHOD"),
     SettingSpec("demo_seed", parse_positive_int, "seed of the simulator started by --demo", "limits", metavar="N"),
     SettingSpec("demo_companies", parse_positive_int, "companies in the --demo simulator", "limits", metavar="N"),
@@ -300,6 +303,7 @@ class Settings:
     page_size: int = 500
     max_pages: int = 200
     max_body_mb: float = 32.0
+    db_busy_timeout: float = 5.0
     start_method: str = "spawn"
     demo_seed: int = 42
     demo_companies: int = 600

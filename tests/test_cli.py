@@ -348,7 +348,7 @@ def test_a_lock_taken_during_the_extract_still_ends_with_a_summary_and_a_report(
         args = ["--base-url", slow.base_url, "--symbols", symbols, "--types", "profiles", "--output", str(output),
                 *fast]
         assert run_cli(*args, cwd=tmp_path).returncode == 0
-        process = start_cli(*args, cwd=tmp_path)
+        process = start_cli(*args, "--db-busy-timeout", "0.2", cwd=tmp_path)  # not SQLite's 5 s wait
         company_list = output / "raw" / "securities" / "securities.parquet"
         listed = company_list.stat().st_mtime_ns
         deadline = time.monotonic() + 60

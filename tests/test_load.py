@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from pathlib import Path
 
 import pyarrow as pa
@@ -17,8 +18,8 @@ from etl.rawzone import SCHEMA_VERSION, RawZone
 from tests.raw_prices import FETCHED, PRICES, price, write_prices
 
 
-def load(tmp_path: Path, zone: RawZone):
-    return load_all(tmp_path / "nepse.db", zone, [PRICES])["prices"]
+def load(tmp_path: Path, zone: RawZone, busy_timeout_s: float = 5.0):
+    return load_all(tmp_path / "nepse.db", zone, [PRICES], busy_timeout_s=busy_timeout_s)["prices"]
 
 
 def test_counts_new_updated_unchanged_and_reload_changes_nothing(tmp_path: Path) -> None:
@@ -245,9 +246,25 @@ def test_a_locked_database_is_reported(tmp_path: Path) -> None:
     holder.execute("BEGIN EXCLUSIVE")
     try:
         with pytest.raises(DatabaseNotUsable, match="locked"):
-            load(tmp_path, zone)
+            load(tmp_path, zone, busy_timeout_s=0.05)
     finally:
         holder.execute("ROLLBACK")
+
+
+def test_a_lock_released_within_the_busy_timeout_is_waited_for(tmp_path: Path) -> None:
+    zone = RawZone(tmp_path)
+    write_prices(zone, "AAA", [price(1)])
+    load(tmp_path, zone)
+    write_prices(zone, "AAA", [price(1), price(2)])
+    holder = sqlite3.connect(tmp_path / "nepse.db", isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")
+    release = threading.Timer(0.3, holder.execute, ("ROLLBACK",))
+    release.start()
+    try:
+        assert load(tmp_path, zone, busy_timeout_s=60).new == 1
+    finally:
+        release.join()
+        holder.close()
 
 
 def test_upsert_sql_is_parameterised_and_only_rewrites_changed_rows() -> None:
