@@ -9,7 +9,7 @@ from pathlib import Path
 
 from etl.diskspace import disk_full_message, is_disk_full
 from etl.errors import DatabaseNotUsable, DiskFull
-from etl.report import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_USAGE
+from etl.exitcodes import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_USAGE
 from etl.settings import ConfigError, resolve_settings
 
 # The one table from what ended a run early to its exit code; each prints one line, never a traceback.

@@ -36,7 +36,7 @@ from etl.failures import FetchError, advice_for
 from etl.logs import LogHub, LogRecord, configure_parent_logging
 from etl.plan import FetchPlan, ResumeState, expected_requests, job_fingerprint, plan_type
 from etl.procs import children_start_deaf_to_ctrl_c
-from etl.progress import _print_verbatim, choose_mode, make_display, render_summary
+from etl.progress import choose_mode, make_display, print_verbatim, render_summary
 from etl.rawzone import RawZone
 from etl.report import RunFacts, build_report, record_run, write_report
 from etl.settings import ConfigError, Settings, source_of
@@ -334,10 +334,10 @@ def _write_html_report(settings: Settings, report: dict[str, Any], console: Cons
         path = build_html_report(settings.output, report)
     except (OSError, sqlite3.Error) as exc:
         logger.error(f"could not write the HTML report: {exc}")
-        _print_verbatim(console, f"warning: could not write {settings.output / REPORT_NAME} ({exc}); the data is "
+        print_verbatim(console, f"warning: could not write {settings.output / REPORT_NAME} ({exc}); the data is "
                         "saved, try --report-only")
         return
-    _print_verbatim(console, f"Report: {path}")
+    print_verbatim(console, f"Report: {path}")
 
 
 def report_only(settings: Settings, console: Console) -> int:
@@ -356,7 +356,7 @@ def report_only(settings: Settings, console: Console) -> int:
     except OSError as exc:
         raise ConfigError(f"cannot write {settings.output / REPORT_NAME} ({exc.strerror or exc}); check the "
                           "directory's permissions or choose another --output") from None
-    _print_verbatim(console, f"Report: {path}")
+    print_verbatim(console, f"Report: {path}")
     return 0
 
 

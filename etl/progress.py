@@ -46,9 +46,10 @@ from etl.events import (
     count_noun,
     from_extra,
 )
+from etl.exitcodes import EXIT_INTERRUPTED, EXIT_OK
 from etl.failures import advice_for
 from etl.logs import PARENT_LABEL, printable
-from etl.report import EXIT_INTERRUPTED, EXIT_OK, exit_code_of, exit_meaning, failed_companies
+from etl.report import exit_code_of, exit_meaning, failed_companies
 
 MODES = ("live", "plain", "quiet")
 HOST_ROW = "all types"
@@ -75,7 +76,7 @@ def _level_number(name: Any) -> int:
     return _LEVEL_NUMBERS.get(str(name).upper(), _INFO)
 
 
-def _print_verbatim(console: Console, text: str, style: str | None = None) -> None:
+def print_verbatim(console: Console, text: str, style: str | None = None) -> None:
     """Print one line verbatim: no markup, highlighting, emoji or wrapping, and no control character
     from a server's string."""
     console.print(printable(text), style=style, markup=False, highlight=False, emoji=False, soft_wrap=True)
@@ -269,7 +270,7 @@ class PlainDisplay(ProgressDisplay):
             self.min_event_level = self.min_line_level = _DEBUG
 
     def _show(self, line: str, level: Any) -> None:
-        _print_verbatim(self.console, line)
+        print_verbatim(self.console, line)
         self.console.file.flush()
 
 
@@ -501,20 +502,20 @@ def _print_table(console: Console, table: Table) -> None:
     plain = Console(file=io.StringIO(), width=max(console.width, TABLE_WIDTH), no_color=True, highlight=False)
     plain.print(table)
     for line in plain.file.getvalue().splitlines():
-        _print_verbatim(console, line.rstrip())
+        print_verbatim(console, line.rstrip())
 
 
 def render_summary(report: Mapping[str, Any], console: Console) -> None:
     """Print the end-of-run summary from the run report (missing keys show as 0 or "-")."""
     types: Mapping[str, Mapping[str, Any]] = report.get("types") or {}
     for name, stats in types.items():
-        _print_verbatim(console, _headline(name, stats))
+        print_verbatim(console, _headline(name, stats))
     _print_table(console, _summary_table(types))
     for line in _failure_lines(report):
-        _print_verbatim(console, line)
+        print_verbatim(console, line)
     for line in summary_lines(types):
-        _print_verbatim(console, line)
+        print_verbatim(console, line)
     for title, key in (("Database", "database"), ("Run report", "report_path"), ("Log", "log_path")):
-        _print_verbatim(console, f"{title}: {report.get(key) or '-'}")
+        print_verbatim(console, f"{title}: {report.get(key) or '-'}")
     code = exit_code_of(report)
-    _print_verbatim(console, f"Exit code: {code} ({exit_meaning(code)})")
+    print_verbatim(console, f"Exit code: {code} ({exit_meaning(code)})")

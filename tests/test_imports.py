@@ -69,3 +69,14 @@ def test_no_test_module_imports_conftest_or_another_test_module() -> None:
     forbidden = re.compile(r"^\s*(?:from|import)\s+tests\.(?:conftest|test_\w+)\b", re.MULTILINE)
     importing = {path.name: forbidden.findall(path.read_text()) for path in sorted(tests.glob("*.py"))}
     assert {name: found for name, found in importing.items() if found} == {}
+
+
+def test_the_cli_takes_its_exit_codes_from_exitcodes_alone() -> None:
+    """One table of exit codes (etl/exitcodes.py); the CLI maps what ended a run early onto it without loading
+    the run report's module (or anything of a run) before a run starts."""
+    code = ("import sys, etl.cli, etl.exitcodes; print(sorted(m for m in sys.modules if m.startswith('etl.'))); "
+            "print(set(etl.cli.EXIT_CODES.values()) <= {row[0] for row in etl.exitcodes.EXIT_CODE_TABLE})")
+    loaded, documented = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                                        cwd=Path(etl.__file__).parent.parent, check=True).stdout.splitlines()
+    assert loaded == "['etl.api', 'etl.cli', 'etl.diskspace', 'etl.errors', 'etl.exitcodes', 'etl.settings']"
+    assert documented == "True"
