@@ -107,11 +107,14 @@ def clean_token(raw_token: str, salt: int) -> str:
     return remove_junk(raw_token, junk_positions(salt))
 
 
-def clean_tokens(prove_body: Mapping[str, Any], positions: PositionSource = formula_positions) -> tuple[str, str]:
-    """(access token, refresh token) from a /prove body."""
-    access_positions, refresh_positions = positions(prove_body)
-    return (remove_junk(str(prove_body["accessToken"]), access_positions),
-            remove_junk(str(prove_body["refreshToken"]), refresh_positions))
+def access_token(prove_body: Mapping[str, Any], positions: PositionSource = formula_positions) -> str:
+    """The clean access token from a /prove body.
+
+    The refresh token beside it is left alone: renewing through /refresh-token costs one request, as a new
+    /prove does, and needs a refresh token that has not expired yet, so re-proving is never dearer and has
+    one path fewer to go wrong."""
+    access_positions, _refresh_positions = positions(prove_body)
+    return remove_junk(str(prove_body["accessToken"]), access_positions)
 
 
 def auth_header(access_token: str) -> dict[str, str]:

@@ -268,7 +268,7 @@ class NepseClient:
         """The auth handshake, sent in a budget slot the caller holds."""
         self.stats.auth_calls += 1
         body = parse_json_body(await self._send_logged("GET", api.PROVE_PATH, None, None))
-        self._token, _refresh = api.clean_tokens(check_prove_body(body, self.junk_positions), self.junk_positions)
+        self._token = api.access_token(check_prove_body(body, self.junk_positions), self.junk_positions)
         self._token_time = time.monotonic()
         return self._token
 

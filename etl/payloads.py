@@ -34,11 +34,11 @@ def parse_json_body(body: bytes) -> Any:
 
 
 def check_prove_body(body: Any, positions: api.PositionSource = api.formula_positions) -> Any:
-    keys = ("accessToken", "refreshToken", "salt1", "salt2")
+    keys = ("accessToken", "salt1", "salt2")
     if not isinstance(body, dict) or any(key not in body for key in keys):
         raise FetchError("bad_shape", "authentication answer lacks the token fields")
     try:
-        api.clean_tokens(body, positions)
+        api.access_token(body, positions)
     except (ValueError, TypeError, KeyError) as exc:
         raise FetchError("bad_shape", f"unusable token: {exc}") from None
     return body

@@ -6,7 +6,7 @@
   retry); prices are asked as `size=500`, page 0 only (the seed did not page).
 - `run_baseline(..., workers=1, pause_s=0.0)` is a plain sequential loop over the same requests.
 
-Both authenticate the real way (`/api/authenticate/prove`, tokens cleaned with `etl.api.clean_tokens`,
+Both authenticate the real way (`/api/authenticate/prove`, the token cleaned with `etl.api.access_token`,
 `Authorization: Salter <token>`, browser headers), re-proving when the token is older than 45 s.
 Rows are not stored anywhere: each response is reduced to the set of natural keys it carries, which is
 what "rows lost" is counted on (the same key functions count the rows the simulator serves).
@@ -135,7 +135,7 @@ class SeedSession:
         if needs_prove:
             body = self._get(api.PROVE_PATH, None, self.headers)
             with self._lock:
-                self._token, _refresh = api.clean_tokens(body)
+                self._token = api.access_token(body)
                 self._token_time = time.monotonic()
         assert self._token is not None
         return self._token

@@ -38,6 +38,7 @@ class Server:
 
     def __init__(self) -> None:
         self.seen: list[tuple[str, float]] = []
+        self.refresh_token: str | None = _raw_token()  # None: /prove leaves the field out
         self.app = web.Application(middlewares=[self._record])
         self.app.router.add_get(api.PROVE_PATH, self._prove)
 
@@ -47,8 +48,9 @@ class Server:
         return await handler(request)
 
     async def _prove(self, request: web.Request) -> web.Response:
-        return web.json_response({"accessToken": _raw_token(), "refreshToken": _raw_token(), "salt1": SALT,
-                                  "salt2": SALT, "salt3": 1, "salt4": 2, "salt5": 3, "serverTime": 0})
+        body = {"accessToken": _raw_token(), "refreshToken": self.refresh_token, "salt1": SALT, "salt2": SALT,
+                "salt3": 1, "salt4": 2, "salt5": 3, "serverTime": 0}
+        return web.json_response({key: value for key, value in body.items() if value is not None})
 
     def count(self, path: str) -> int:
         return sum(1 for seen_path, _ in self.seen if seen_path == path)

@@ -45,7 +45,8 @@ def test_clean_token_removes_exactly_the_inserted_characters() -> None:
 def test_access_uses_salt2_and_refresh_uses_salt1() -> None:
     access, refresh = "a" * 150, "r" * 150
     body = {"accessToken": _corrupt(access, 222), "refreshToken": _corrupt(refresh, 111), "salt1": 111, "salt2": 222}
-    assert api.clean_tokens(body) == (access, refresh)
+    assert api.formula_positions(body) == (api.junk_positions(222), api.junk_positions(111))
+    assert api.access_token(body) == access
 
 
 def test_a_short_token_is_refused() -> None:

@@ -104,6 +104,16 @@ def test_401_reproves_once_and_retries_and_the_token_is_clean(run_client) -> Non
     assert seen_headers == [f"Salter {CLEAN}"] * 2
 
 
+@pytest.mark.parametrize("refresh_token", [None, "too short to clean", 12345])
+def test_the_refresh_token_is_never_used_so_a_missing_or_unusable_one_fails_nothing(run_client,
+                                                                                    refresh_token) -> None:
+    server = Server()
+    server.refresh_token = refresh_token
+    server.app.router.add_get("/api/nots/data", handler(lambda r: web.json_response([5])))
+    assert run_client(server, lambda c: c.get_json("/api/nots/data")) == [5]
+    assert server.count(api.PROVE_PATH) == 1
+
+
 @pytest.mark.parametrize("status", [400, 403, 404])
 def test_terminal_statuses_are_not_retried(status: int, run_client) -> None:
     server = Server()
