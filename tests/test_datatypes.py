@@ -175,3 +175,14 @@ def test_two_active_ids_for_one_symbol_fetch_only_the_most_recent_listing() -> N
     assert (conflict.symbol, conflict.chosen, conflict.others) == ("ABC", 30, (9,))
     assert conflict.describe() == ("symbol ABC is claimed by active security ids 9 and 30: fetching id 30, "
                                    "the most recent listing")
+
+
+@pytest.mark.parametrize(("type_name", "shown"), [("prices", "volume"), ("indices", "turnover")])
+def test_a_day_without_a_close_is_flagged_with_the_values_it_has(type_name: str, shown: str) -> None:
+    import polars as pl
+
+    rule = next(rule for rule in REGISTRY[type_name].rules if rule.name == "no_close")
+    days = pl.DataFrame({"close": [None, 101.5], shown: [10.0, None]})
+    flagged = days.select(rule.breaks().alias("breaks"), rule.detail().alias("detail"))
+    assert flagged["breaks"].to_list() == [True, False]
+    assert flagged["detail"][0] == f"close null, {shown} 10.0"

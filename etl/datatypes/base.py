@@ -487,6 +487,17 @@ def negative(name: str, *columns: str, why: str = "") -> Rule:
     return Rule(name, why or f"{', '.join(columns)} below zero", breaks, lambda: values_text(*columns))
 
 
+def missing(name: str, column: str, *shown: str, why: str = "") -> Rule:
+    """`column` must have a value; the flag shows it beside the `shown` columns."""
+
+    def breaks() -> pl.Expr:
+        import polars as pl
+
+        return pl.col(column).is_null()
+
+    return Rule(name, why or f"no {column}", breaks, lambda: values_text(column, *shown))
+
+
 def below(name: str, smaller: str, larger: str, why: str = "") -> Rule:
     """`smaller` must not exceed `larger` (e.g. low <= high)."""
 

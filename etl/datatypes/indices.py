@@ -20,12 +20,12 @@ from etl.datatypes.base import (
     Index,
     Listing,
     Row,
-    Rule,
     Scope,
     below,
     clean_text,
     fetch_daily_history,
     first_reason,
+    missing,
     negative,
     outside,
     parse_each,
@@ -33,7 +33,6 @@ from etl.datatypes.base import (
     to_float,
     to_int,
     to_iso_date,
-    values_text,
 )
 from etl.payloads import check_json_list
 
@@ -123,19 +122,13 @@ def contract() -> pl.Expr:
     return first_reason(required("index_id", "business_date"))
 
 
-def _no_close() -> pl.Expr:
-    import polars as pl
-
-    return pl.col("close").is_null()
-
-
 # The price rules that make sense of an index day (an index level is never zero).
 RULES = (
     below("high_below_low", "low", "high", why="the day's high is below its low"),
     outside("close_outside_range", "close", "low", "high", why="the close lies outside the day's [low, high]"),
     negative("negative_value", "close", "high", "low", "open", "turnover", "volume", "trades",
              why="an index level, turnover, volume or trades below zero"),
-    Rule("no_close", "the day has no closing index", _no_close, lambda: values_text("close", "turnover")),
+    missing("no_close", "close", "turnover", why="the day has no closing index"),
 )
 
 

@@ -22,6 +22,7 @@ from etl.datatypes.base import (
     float_column,
     int_column,
     iso_date_column,
+    missing,
     negative,
     outside,
     parse_each,
@@ -104,12 +105,6 @@ def _price_not_positive() -> pl.Expr:
     return any_of([pl.col(column) < 0 for column in prices] + [(pl.col(column) == 0) & traded for column in prices])
 
 
-def _missing(column: str) -> pl.Expr:
-    import polars as pl
-
-    return pl.col(column).is_null()
-
-
 # Measured on ten years of real NEPSE prices (docs/usage.md has the counts): each catches days that
 # are inconsistent in themselves, and none fires on flat days, zero-volume days or early years'
 # zero turnover, which are normal.
@@ -119,7 +114,7 @@ RULES = (
     Rule("price_not_positive", "a price below zero, or zero on a day shares traded", _price_not_positive,
          lambda: values_text("close", "high", "low", "volume")),
     negative("negative_amount", "volume", "turnover", "trades", why="volume, turnover or trades below zero"),
-    Rule("no_close", "the day has no close price", lambda: _missing("close"), lambda: values_text("close", "volume")),
+    missing("no_close", "close", "volume", why="the day has no close price"),
 )
 
 
