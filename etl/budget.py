@@ -11,8 +11,8 @@ Three layers, each cheap enough for every request start:
   member process's remaining work), created in the parent and passed to the children.
 - Shares: a member (one type's process) may start a request once its share of the host rate allows
   it, its share being its remaining requests over the total of the members that have a request
-  waiting, so that every type finishes about together, and a member with nothing to send (finished,
-  sleeping off a backoff, all its requests in flight) leaves its share to the others at once.
+  waiting or in flight, so that every type finishes about together, and a member with nothing to send
+  (finished, sleeping off a backoff) leaves its share to the others at once.
 """
 
 from __future__ import annotations
@@ -61,8 +61,8 @@ MAX_MEMBERS = 16
 
 _RATE, _LAST_THROTTLE, _LAST_CHANGE, _THROTTLES, _MAX_RATE, _FLOOR = range(6)
 _WEIGHTS = 6  # MAX_MEMBERS remaining-work weights follow
-_WAITING = _WEIGHTS + MAX_MEMBERS  # then how many requests each member has waiting for a start
-_FIELDS = _WAITING + MAX_MEMBERS
+_ASKING = _WEIGHTS + MAX_MEMBERS  # then how many requests each member has waiting for a start or in flight
+_FIELDS = _ASKING + MAX_MEMBERS
 
 
 @dataclass(frozen=True)
@@ -381,9 +381,9 @@ class HostBudget:
             self._shared.get_obj()[_WEIGHTS + index] = max(0.0, float(requests))
 
     def weights(self) -> list[float]:
-        """Remaining requests of each member that has a request waiting (0 for the others)."""
+        """Remaining requests of each member that has a request waiting or in flight (0 for the others)."""
         raw = self._shared.get_obj()
-        return [float(raw[_WEIGHTS + index]) if raw[_WAITING + index] > 0 else 0.0 for index in range(MAX_MEMBERS)]
+        return [float(raw[_WEIGHTS + index]) if raw[_ASKING + index] > 0 else 0.0 for index in range(MAX_MEMBERS)]
 
     def share(self) -> float:
         if self._member is None:
@@ -418,15 +418,28 @@ class HostBudget:
             return change
         if self._gate is None:
             self._gate = asyncio.Lock()
-        waiting = self._shared.get_obj()
-        waiting[_WAITING + self._member] += 1  # only this process writes its own count
-        try:
+        with self.asking():
             async with self._gate:  # FIFO inside the type
                 await self._wait_for_share(sleep)
             await self._start(sleep)
-        finally:
-            waiting[_WAITING + self._member] -= 1
         return change
+
+    @contextlib.contextmanager
+    def asking(self) -> Iterator[None]:
+        """Around a request, from asking for its start until its answer. A member whose requests are all in
+        flight is one at its own concurrency, not one with nothing to send: it keeps its share meanwhile.
+        Counted as waiting, such a member dropped out of the shares between its requests, the others took
+        the whole rate, the host's queue grew, and its requests waited there (prices: ~100 ms a page with
+        five in flight, 20 pages a second against a share of 23), so it finished seconds after the rest."""
+        if self._member is None:
+            yield
+            return
+        asking = self._shared.get_obj()
+        asking[_ASKING + self._member] += 1  # only this process writes its own count
+        try:
+            yield
+        finally:
+            asking[_ASKING + self._member] -= 1
 
     async def _start(self, sleep: Sleep) -> None:
         """Take the host's next slot, wait for it, and start once the hard guard agrees."""

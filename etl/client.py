@@ -294,15 +294,16 @@ class NepseClient:
         if self._stop_check():
             raise StopRequested()
         assert self._session is not None, "use NepseClient as an async context manager"
-        async with self.pacer:
-            token, proven_now = await self._authorised_slot()
-            started = time.monotonic()
-            try:
-                body = await self._send_logged(method, path, params, api.auth_header(token))
-            except FetchError as error:
-                if error.failure_class is FailureClass.AUTH:
-                    raise self._auth_failed(error, token, proven_now, started, refusals) from None
-                raise
+        with self.budget.asking():
+            async with self.pacer:
+                token, proven_now = await self._authorised_slot()
+                started = time.monotonic()
+                try:
+                    body = await self._send_logged(method, path, params, api.auth_header(token))
+                except FetchError as error:
+                    if error.failure_class is FailureClass.AUTH:
+                        raise self._auth_failed(error, token, proven_now, started, refusals) from None
+                    raise
         data = parse_json_body(body)
         return data if validate is None else validate(data)
 
@@ -312,9 +313,10 @@ class NepseClient:
         if self._stop_check():
             raise StopRequested()
         assert self._session is not None, "use NepseClient as an async context manager"
-        async with self.pacer:
-            await self._slot()
-            return await self._send_logged(method, path, params, headers)
+        with self.budget.asking():
+            async with self.pacer:
+                await self._slot()
+                return await self._send_logged(method, path, params, headers)
 
     async def _send_logged(self, method: str, path: str, params: dict[str, Any] | None,
                            headers: dict[str, str] | None) -> bytes:

@@ -58,9 +58,10 @@ async def member_process(budget: HostBudget, index: int, requests: int, starts: 
     async def worker() -> None:
         nonlocal done
         for _ in tickets:
-            await view.acquire()
-            starts.append(asyncio.get_running_loop().time())
-            await asyncio.sleep(latency)
+            with view.asking():  # as the client does: from asking for the start until the answer
+                await view.acquire()
+                starts.append(asyncio.get_running_loop().time())
+                await asyncio.sleep(latency)
             done += 1
             view.set_remaining(max(planned - done, 1))
 
@@ -85,6 +86,25 @@ def test_remaining_work_1_to_3_gets_1_to_3_of_the_budget_and_both_finish_togethe
     assert abs(small[-1] - large[-1]) <= 1.0
     assert max(small[-1], large[-1]) == pytest.approx(119 * 1.03 / 10, rel=0.05)
     assert max_in_window(small + large) <= 10
+
+
+def test_a_type_with_all_its_requests_in_flight_keeps_its_share(tmp_path: Path) -> None:
+    """The prices process: three times the work, but few requests in flight and slow answers. Between its
+    requests it still has work; were it dropped from the shares then, the other would take the whole rate,
+    the host's queue would grow, prices' requests would wait there and it would finish alone, seconds late."""
+    loop = VirtualTimeLoop()
+    budget = virtual_budget(loop, tmp_path, 10)
+    prices: list[float] = []
+    other: list[float] = []
+
+    async def both() -> None:
+        await asyncio.gather(member_process(budget, 0, 90, prices, concurrency=3, latency=0.25),
+                             member_process(budget, 1, 30, other))
+
+    run_virtual(both(), loop)
+    assert abs(prices[-1] - other[-1]) <= 1.0, (prices[-1], other[-1])
+    assert max(prices[-1], other[-1]) == pytest.approx(119 * 1.03 / 10, rel=0.05)
+    assert max_in_window(prices + other) <= 10
 
 
 def test_a_finished_type_hands_its_share_to_the_other_at_once(tmp_path: Path) -> None:
