@@ -36,3 +36,9 @@ def children_start_deaf_to_ctrl_c() -> Iterator[None]:
 def ignore_ctrl_c() -> None:
     """In a child: the parent decides what Ctrl-C means."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def quiet_child() -> None:
+    """First thing in a helper process (the log manager): Ctrl-C is the parent's, and it dies with the parent."""
+    ignore_ctrl_c()
+    die_with_parent()

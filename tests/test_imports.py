@@ -80,3 +80,24 @@ def test_the_cli_takes_its_exit_codes_from_exitcodes_alone() -> None:
                                         cwd=Path(etl.__file__).parent.parent, check=True).stdout.splitlines()
     assert loaded == "['etl.api', 'etl.cli', 'etl.diskspace', 'etl.errors', 'etl.exitcodes', 'etl.settings']"
     assert documented == "True"
+
+
+def test_no_process_of_a_run_loads_pyarrows_remote_filesystems() -> None:
+    """etl/__init__.py: the raw zone is local; S3, GCS, Azure and HDFS support would cost ~4 MB a process."""
+    code = ("import sys, etl.extract, etl.load, etl.rawzone, pyarrow.fs; "
+            "print(sorted(name for name in ('pyarrow._s3fs', 'pyarrow._gcsfs', 'pyarrow._azurefs', 'pyarrow._hdfs') "
+            "if sys.modules.get(name) is not None))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                            cwd=Path(etl.__file__).parent.parent, check=True).stdout
+    assert loaded.strip() == "[]"
+
+
+def test_a_spawned_helper_process_imports_nothing_it_does_not_run() -> None:
+    """A spawned child re-imports the main script as __mp_main__ first; the log manager then runs only
+    etl.procs.quiet_child. Neither may pull in the CLI or loguru (measured: the log manager 28 -> 20 MB)."""
+    code = ("import runpy, sys; runpy.run_path('scripts/backfill.py', run_name='__mp_main__'); import etl.procs; "
+            "print(sorted(name for name in ('etl.cli', 'etl.settings', 'loguru', 'pyarrow', 'aiohttp') "
+            "if name in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                            cwd=Path(etl.__file__).parent.parent, check=True).stdout
+    assert loaded.strip() == "[]"
