@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
 import os
 import time
 from collections.abc import Iterator
@@ -110,7 +111,7 @@ class ExtractProcesses:
             receiver, sender = self._ctx.Pipe(duplex=False)
             process = self._ctx.Process(
                 target=type_process_main, name=f"extract-{job.type_name}", daemon=True,
-                args=(job, self._budget, self._log_queue, self.stop_event, sender, os.getpid()))
+                args=(job, self._budget, self._log_queue, self.stop_event, sender))
             with children_start_deaf_to_ctrl_c(), _system_allocator_for_children():
                 process.start()
             sender.close()
@@ -188,13 +189,15 @@ def type_failure(name: str, reason: str) -> dict[str, Any]:
 # ---- one type's process (child side)
 
 
-def type_process_main(job: ExtractJob, budget: HostBudget, log_queue: Any, stop_event: Any, results: Connection,
-                      parent_pid: int) -> None:
+def type_process_main(job: ExtractJob, budget: HostBudget, log_queue: Any, stop_event: Any,
+                      results: Connection) -> None:
     ignore_ctrl_c()
     die_with_parent()
     pa.set_memory_pool(pa.system_memory_pool())
-    if os.getppid() != parent_pid:
-        return  # the parent is already gone
+    # The run's process, not os.getppid(): under forkserver the parent is the fork server.
+    parent = multiprocessing.parent_process()
+    if parent is not None and not parent.is_alive():
+        return  # the run is already gone
     install_child_logging(log_queue, label=job.type_name)
     try:
         result = asyncio.run(extract_type(job, budget, stop_event.is_set)).as_dict()

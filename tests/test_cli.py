@@ -79,7 +79,7 @@ def test_on_a_terminal_shows_live_bars_and_the_summary(tmp_path: Path, simulator
     assert not re.search(r"\[\d+/\d+\] \S+ done", screen)  # no plain lines on a terminal
 
 
-@pytest.mark.parametrize("start_method", ["spawn", "fork"])
+@pytest.mark.parametrize("start_method", ["spawn", "fork", "forkserver"])
 def test_off_a_terminal_prints_plain_progress_lines(tmp_path: Path, simulator: SimulatorProcess,
                                                     sim_data: SimData, start_method: str, run_cli, fast) -> None:
     symbols = _symbols(sim_data)
