@@ -84,20 +84,19 @@ def test_the_cli_takes_its_exit_codes_from_exitcodes_alone() -> None:
 
 def test_no_process_of_a_run_loads_pyarrows_remote_filesystems() -> None:
     """etl/__init__.py: the raw zone is local; S3, GCS, Azure and HDFS support would cost ~4 MB a process."""
-    code = ("import sys, etl.extract, etl.load, etl.rawzone, pyarrow.fs; "
-            "print(sorted(name for name in ('pyarrow._s3fs', 'pyarrow._gcsfs', 'pyarrow._azurefs', 'pyarrow._hdfs') "
-            "if sys.modules.get(name) is not None))")
-    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                            cwd=Path(etl.__file__).parent.parent, check=True).stdout
-    assert loaded.strip() == "[]"
+    remote = ("pyarrow._s3fs", "pyarrow._gcsfs", "pyarrow._azurefs", "pyarrow._hdfs")
+    assert _loaded_after("import etl.extract, etl.load, etl.rawzone, pyarrow.fs", remote) == "[]"
 
 
 def test_a_spawned_helper_process_imports_nothing_it_does_not_run() -> None:
     """A spawned child re-imports the main script as __mp_main__ first; the log manager then runs only
     etl.procs.quiet_child. Neither may pull in the CLI or loguru (measured: the log manager 28 -> 20 MB)."""
-    code = ("import runpy, sys; runpy.run_path('scripts/backfill.py', run_name='__mp_main__'); import etl.procs; "
-            "print(sorted(name for name in ('etl.cli', 'etl.settings', 'loguru', 'pyarrow', 'aiohttp') "
-            "if name in sys.modules))")
-    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                            cwd=Path(etl.__file__).parent.parent, check=True).stdout
-    assert loaded.strip() == "[]"
+    imports = "import runpy; runpy.run_path('scripts/backfill.py', run_name='__mp_main__'); import etl.procs"
+    assert _loaded_after(imports, ("etl.cli", "etl.settings", "loguru", "pyarrow", "aiohttp")) == "[]"
+
+
+def _loaded_after(imports: str, names: tuple[str, ...]) -> str:
+    """Which of `names` a fresh interpreter has loaded after running `imports` (a None entry is not loaded)."""
+    code = f"import sys; {imports}; print(sorted(name for name in {names!r} if sys.modules.get(name) is not None))"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          cwd=Path(etl.__file__).parent.parent, check=True).stdout.strip()
