@@ -19,6 +19,7 @@ Progress travels as ordinary records that carry an event (``etl.events``); the r
 from __future__ import annotations
 
 import contextlib
+import functools
 import multiprocessing
 import re
 import sys
@@ -81,13 +82,18 @@ def printable(text: str, keep: str = "") -> str:
     """Control characters (ESC, BEL, ...) and invisible format characters (bidirectional overrides)
     escaped as \\x1b or \\u202e, so that a server's string cannot drive the terminal; `keep` lists
     those left as they are (a log file keeps its newlines)."""
-    if text.isprintable():
-        return text
+    if text.isprintable() or (keep and text.translate(_dropped(keep)).isprintable()):
+        return text  # the common case, and every formatted log line (it ends in a newline), without a loop
     return "".join(char if char in keep or unicodedata.category(char) not in _HIDDEN else _escape(char)
                    for char in text)
 
 
 _HIDDEN = {"Cc", "Cf", "Zl", "Zp"}
+
+
+@functools.cache
+def _dropped(keep: str) -> dict[int, None]:
+    return dict.fromkeys(map(ord, keep))
 
 
 def _escape(char: str) -> str:

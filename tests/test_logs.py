@@ -189,3 +189,5 @@ def test_control_characters_from_a_server_string_are_escaped_for_display() -> No
     assert shown == "AB\\x1b[2J\\x1b]0;pwned\\x07C\\u202eLIVE\\u2066"
     assert printable("NABIL 2080/81 ठीक") == "NABIL 2080/81 ठीक"  # ordinary text, Devanagari included
     assert printable("line one\nline two", keep="\n") == "line one\nline two"
+    # a kept character beside one that is not: the kept one stays, the other is still escaped
+    assert printable("one\x1b[2J\ttwo\u202e\n", keep="\n\t") == "one\\x1b[2J\ttwo\\u202e\n"
