@@ -34,7 +34,7 @@ from etl.datatypes.base import DataType, Unit, rows_to_table  # noqa: F401 - row
 from etl.diskspace import disk_full_message, is_disk_full
 from etl.events import CompanyDone, CompanyFailed, TypeEnd, TypeStart, emit
 from etl.failures import FetchError
-from etl.logs import install_child_logging
+from etl.logs import flush_child_logging, install_child_logging
 from etl.plan import WorkItem, covered_until, expected_requests
 from etl.procs import children_start_deaf_to_ctrl_c, die_with_parent, ignore_ctrl_c
 from etl.rawzone import RawZone, UnsafeSymbol, read_meta
@@ -205,6 +205,7 @@ def type_process_main(job: ExtractJob, budget: HostBudget, log_queue: Any, stop_
         logger.exception(f"extract stopped by a bug: {type(exc).__name__}: {exc}")
         result = lost_type(job.type_name, f"extract stopped by a bug: {type(exc).__name__}: {exc} "
                                           "(the traceback is in the log)")
+    flush_child_logging()
     results.send(result)
     results.close()
 

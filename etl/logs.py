@@ -1,8 +1,9 @@
 """Logging across the extract processes: one transport, secrets masked on the way.
 
-Every process logs with loguru. Children (one plain process per data type) ship each record as a plain dict
-over a ``multiprocessing.Manager()`` queue; the parent owns every sink: a ``LogHub`` thread re-emits child
-records into the parent's logger (which writes the log file) and hands them to the progress display.
+Every process logs with loguru. Children (one plain process per data type) ship their records as plain dicts
+over a ``multiprocessing.Manager()`` queue (a record at INFO or above at once, DEBUG ones in batches); the
+parent owns every sink: a ``LogHub`` thread re-emits child records into the parent's logger (which writes the
+log file) and hands them to the progress display.
 
 Wiring, in the parent::
 
@@ -21,9 +22,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import multiprocessing
+import multiprocessing.util
 import re
 import sys
 import threading
+import time
 import traceback
 import unicodedata
 from collections.abc import Callable, Mapping
@@ -64,7 +67,10 @@ _SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 # NEPSE tokens are > 130 characters of mixed-case letters and digits; paths contain "/" and so never
 # match, and a long symbol (upper case, as the company list is parsed) is left alone.
-_LONG_RUN = re.compile(r"[A-Za-z0-9_\-.+=]{100,}")
+_LONG_RUN_MIN = 100
+_LONG_RUN = re.compile(rf"[A-Za-z0-9_\-.+=]{{{_LONG_RUN_MIN},}}")
+# Words without which no _SECRET_PATTERNS match in ASCII text: most strings are masked without a regex.
+_TRIGGERS = ("salter", "bearer", "authorization", "access", "refresh")
 
 
 def _token_like(run: str) -> bool:
@@ -73,8 +79,11 @@ def _token_like(run: str) -> bool:
 
 def mask_secrets(text: str) -> str:
     """Replace Authorization values, access/refresh tokens and long opaque tokens with ***."""
-    for pattern, replacement in _SECRET_PATTERNS:
-        text = pattern.sub(replacement, text)
+    if not text.isascii() or any(word in text.lower() for word in _TRIGGERS):
+        for pattern, replacement in _SECRET_PATTERNS:
+            text = pattern.sub(replacement, text)
+    if len(text) < _LONG_RUN_MIN:
+        return text
     return _LONG_RUN.sub(lambda match: _MASK if _token_like(match.group()) else match.group(), text)
 
 
@@ -354,9 +363,10 @@ class LogHub:
                 return  # manager gone: nothing more can arrive
             if isinstance(item, str) and item == _STOP:
                 return
-            if isinstance(item, dict):
-                _reemit(item)
-                self._notify(item)
+            for record in item if isinstance(item, list) else [item]:  # a child sends DEBUG records in batches
+                if isinstance(record, dict):
+                    _reemit(record)
+                    self._notify(record)
 
     def _notify(self, record: LogRecord) -> None:
         if self._on_record is None:
@@ -387,24 +397,68 @@ def _write_stderr(record: LogRecord) -> None:
         pass  # stderr closed too: nowhere left to report
 
 
+# A DEBUG record (one per request) waits in its child at most this long, or until the next record at INFO
+# or above, and travels with the others of that moment in one put: a request costs no round trip of its own.
+DEBUG_BATCH_S = 0.25
+MAX_BATCH = 256
+_INFO_NO = 20
+
+
 class _QueueSink:
-    """Child sink: one synchronous ``queue.put`` per record; stderr once the queue is gone."""
+    """Child sink. A record at INFO or above is put on the queue at once, together with the DEBUG records
+    logged before it, and the call returns only once the manager holds them all: nothing at INFO or above
+    is lost if the child exits. DEBUG records wait for that put, or DEBUG_BATCH_S at most (a timer thread).
+    Once the queue is gone, records go to stderr."""
 
     def __init__(self, queue: Any, label: str) -> None:
         self._queue = queue
         self._label = label
         self._queue_gone = False
+        self._pending: list[LogRecord] = []
+        self._lock = threading.Lock()  # the loguru call and the timer thread both send
+        self._timer: threading.Thread | None = None
 
     def __call__(self, message: Any) -> None:
         record = record_to_dict(message.record, self._label)
+        with self._lock:
+            self._pending.append(record)
+            if message.record["level"].no < _INFO_NO and len(self._pending) < MAX_BATCH and not self._queue_gone:
+                self._start_timer()
+                return
+            self._send()
+
+    def flush(self) -> None:
+        with self._lock:
+            self._send()
+
+    def _send(self) -> None:
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
         if not self._queue_gone:
             try:
-                # Returns only once the manager holds the record: nothing is lost if the child exits.
-                self._queue.put(record)
+                # Returns only once the manager holds the records.
+                self._queue.put(batch[0] if len(batch) == 1 else batch)
                 return
             except Exception:  # any failure means the parent end is gone; a log call must never raise
                 self._queue_gone = True
-        _write_stderr(record)
+        for record in batch:
+            _write_stderr(record)
+
+    def _start_timer(self) -> None:
+        if self._timer is None:
+            self._timer = threading.Thread(target=self._flush_every, name="log-batch", daemon=True)
+            self._timer.start()
+            # A child's normal exit (multiprocessing runs these finalizers, before the queue proxy's own).
+            multiprocessing.util.Finalize(self, self.flush, exitpriority=100)
+
+    def _flush_every(self) -> None:
+        while True:
+            time.sleep(DEBUG_BATCH_S)
+            self.flush()
+
+
+_child_sink: _QueueSink | None = None
 
 
 def install_child_logging(queue: Any, label: str, level: str = "DEBUG") -> None:
@@ -412,13 +466,17 @@ def install_child_logging(queue: Any, label: str, level: str = "DEBUG") -> None:
 
     Works under ``spawn`` and ``fork``; usable as a Pool ``initializer``.
     """
+    global _child_sink
     logger.remove()
-    logger.add(_QueueSink(queue, label), level=level, format="{message}", backtrace=False, diagnose=False)
+    _child_sink = _QueueSink(queue, label)
+    logger.add(_child_sink, level=level, format="{message}", backtrace=False, diagnose=False)
 
 
 def flush_child_logging() -> None:
-    """Wait for loguru's pending work; puts are synchronous, so this is cheap. Never raises."""
+    """Send the DEBUG records still waiting in this child, and wait for loguru's pending work. Never raises."""
     try:
+        if _child_sink is not None:
+            _child_sink.flush()
         logger.complete()
         sys.stderr.flush()
     except Exception:  # called on the way out of a child; must not mask its real error

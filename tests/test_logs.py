@@ -6,6 +6,7 @@ import multiprocessing
 import os
 import re
 import sys
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 from loguru import logger
 
+from etl import logs
 from etl.events import CompanyFailed, emit
 from etl.logs import (
     LogHub,
@@ -191,3 +193,94 @@ def test_control_characters_from_a_server_string_are_escaped_for_display() -> No
     assert printable("line one\nline two", keep="\n") == "line one\nline two"
     # a kept character beside one that is not: the kept one stays, the other is still escaped
     assert printable("one\x1b[2J\ttwo\u202e\n", keep="\n\t") == "one\\x1b[2J\ttwo\\u202e\n"
+
+
+def _mask_with_every_pattern(text: str) -> str:
+    """mask_secrets without its shortcuts: every pattern, on every string."""
+    for pattern, replacement in logs._SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return logs._LONG_RUN.sub(lambda match: "***" if logs._token_like(match.group()) else match.group(), text)
+
+
+@pytest.mark.parametrize("text", [
+    "GET /api/nots/market/history/security/131 {'page': 3, 'size': 500} -> 41,233 bytes in 0.081s",
+    "AUTHORIZATION: abc123", "x-Access-Token=abc", "refreshToken: 'abc'", "BEARER abc", "salter",
+    "\u017falter abc.DEF",  # a long s: IGNORECASE matches it to 's', so non-ASCII text takes every pattern
+    "k" * 99 + "A1", TOKEN[:99], TOKEN[:100], f"id {TOKEN} and Salter {TOKEN}", "",
+])
+def test_mask_secrets_shortcuts_change_nothing(text: str) -> None:
+    assert mask_secrets(text) == _mask_with_every_pattern(text)
+
+
+class _CountingQueue:
+    def __init__(self) -> None:
+        self.puts: list[Any] = []
+
+    def put(self, item: Any) -> None:
+        self.puts.append(item)
+
+
+def _install_counting(monkeypatch: pytest.MonkeyPatch, batch_s: float) -> _CountingQueue:
+    monkeypatch.setattr(logs, "DEBUG_BATCH_S", batch_s)
+    queue = _CountingQueue()
+    install_child_logging(queue, "prices")
+    return queue
+
+
+@pytest.fixture
+def restore_logger() -> Iterator[None]:
+    yield
+    logger.remove()
+    logger.add(sys.stderr)
+
+
+def _messages(item: Any) -> list[str]:
+    return [record["message"] for record in (item if isinstance(item, list) else [item])]
+
+
+def test_debug_records_travel_with_the_next_info_record_in_one_put(monkeypatch: pytest.MonkeyPatch,
+                                                                   restore_logger: None) -> None:
+    queue = _install_counting(monkeypatch, batch_s=3600)
+    for n in range(5):
+        logger.debug("request {}", n)
+    assert queue.puts == []
+    logger.info("company done")
+    assert [_messages(item) for item in queue.puts] == [
+        ["request 0", "request 1", "request 2", "request 3", "request 4", "company done"]]
+    logger.warning("a warning alone")
+    assert _messages(queue.puts[-1]) == ["a warning alone"]
+    logger.debug("request 5")
+    flush_child_logging()
+    assert _messages(queue.puts[-1]) == ["request 5"]
+    for n in range(logs.MAX_BATCH):
+        logger.debug("request {}", n)
+    assert len(queue.puts[-1]) == logs.MAX_BATCH  # a full batch goes at once
+
+
+def test_waiting_debug_records_are_sent_within_the_batch_time(monkeypatch: pytest.MonkeyPatch,
+                                                              restore_logger: None) -> None:
+    queue = _install_counting(monkeypatch, batch_s=0.05)
+    logger.debug("request 0")
+    deadline = time.monotonic() + 10
+    while not queue.puts and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [_messages(item) for item in queue.puts] == [["request 0"]]
+
+
+def _log_debug_then_return(queue: Any, label: str) -> None:
+    install_child_logging(queue, label)
+    for seq in range(300):
+        logger.bind(seq=seq).debug("request {}", seq)
+    # returns normally: multiprocessing's exit sends what still waits
+
+
+@pytest.mark.parametrize("method", ["spawn", "fork"])
+def test_a_childs_last_debug_records_reach_the_parent_when_it_exits(method: str, log_file: Path) -> None:
+    ctx = multiprocessing.get_context(method)
+    received: list[dict] = []
+    with LogHub(log_file, on_record=received.append, ctx=ctx) as hub:
+        child = ctx.Process(target=_log_debug_then_return, args=(hub.queue, "prices"))
+        child.start()
+        child.join(timeout=60)
+    assert child.exitcode == 0
+    assert [record["extra"]["seq"] for record in received if record["label"] == "prices"] == list(range(300))
