@@ -64,6 +64,8 @@ class ExtractCounts:
     first_fetched: int = 0  # units that had no raw file before this run
     changes: list[dict[str, Any]] = field(default_factory=list)  # UnitChange of each unit whose data changed
     startup_cpu_s: float = 0.0  # CPU the type's process spent starting (interpreter, imports) before its first request
+    pid: int = 0  # the type's process
+    cpu_s: float = 0.0  # CPU seconds of that process, its start-up included
 
     def as_dict(self) -> dict[str, Any]:
         result = asdict(self)
@@ -206,7 +208,7 @@ def type_process_main(job: ExtractJob, budget: HostBudget, log_queue: Any, stop_
         result = lost_type(job.type_name, f"extract stopped by a bug: {type(exc).__name__}: {exc} "
                                           "(the traceback is in the log)")
     flush_child_logging()
-    results.send(result)
+    results.send({**result, "pid": os.getpid(), "cpu_s": round(time.process_time(), 3)})
     results.close()
 
 

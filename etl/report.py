@@ -29,7 +29,7 @@ TYPE_DEFAULTS: dict[str, Any] = {
     "companies_total": 0, "companies_ok": 0, "companies_failed": 0, "companies_skipped": 0,
     "rows_fetched": 0, "new": 0, "updated": 0, "unchanged": 0, "quarantined": 0, "flagged": 0, "flagged_by_rule": {},
     "requests": 0, "retries": 0, "throttle_events": 0, "achieved_rps": 0.0, "elapsed_s": 0.0, "finished_at": "",
-    "errors": [], "first_fetched": 0, "changes": [], "startup_cpu_s": 0.0,
+    "errors": [], "first_fetched": 0, "changes": [], "startup_cpu_s": 0.0, "pid": 0, "cpu_s": 0.0,
 }
 
 

@@ -12,7 +12,9 @@ benchmark on ~150,000 price rows.
 Measurement notes:
 - CPU seconds: `resource.getrusage(RUSAGE_CHILDREN)` of this process, before and after the CLI
   subprocess. It covers the CLI and every descendant it waited for (the pool workers, the log
-  manager); the simulator is a separate child that is still running, so it is not included.
+  manager); the simulator is a separate child that is still running, so it is not included. Split by
+  process (`cpu_s_by_process`): each type's process as it measured itself (the run report's `cpu_s`),
+  the log manager and the resource tracker as last sampled, the parent as the rest of the total.
 - Peak memory: the sum of RSS over the CLI process and all its descendants, sampled every 0.2 s
   with psutil (shared pages are counted once per process, so this errs high). Beside it, the peak sums
   of USS (pages no other process maps) and PSS (each shared page split between the processes mapping
@@ -155,7 +157,8 @@ def clean_environment() -> dict[str, str]:
 
 
 class TreeSampler(threading.Thread):
-    """Samples the summed RSS of a process and all its descendants until stopped."""
+    """Samples the summed RSS of a process and all its descendants until stopped, and the CPU seconds of each
+    (the last reading before it ended, so up to one interval short)."""
 
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
@@ -164,6 +167,9 @@ class TreeSampler(threading.Thread):
         self.peak_uss = 0
         self.peak_pss = 0
         self.peak_processes = 0
+        self.cpu_s: dict[int, float] = {}
+        self.cmdlines: dict[int, str] = {}
+        self.created: dict[int, float] = {}
         self._stop_event = threading.Event()
 
     def _sample(self) -> None:
@@ -175,10 +181,16 @@ class TreeSampler(threading.Thread):
         rss = uss = pss = 0
         for process in processes:
             try:
-                memory = process.memory_full_info()
+                with process.oneshot():
+                    memory = process.memory_full_info()
+                    times = process.cpu_times()
+                    if process.pid not in self.cmdlines:
+                        self.cmdlines[process.pid] = " ".join(process.cmdline())
+                        self.created[process.pid] = process.create_time()
             except psutil.Error:
                 continue
             rss, uss, pss = rss + memory.rss, uss + memory.uss, pss + getattr(memory, "pss", 0)
+            self.cpu_s[process.pid] = times.user + times.system
         self.peak_rss = max(self.peak_rss, rss)
         self.peak_uss = max(self.peak_uss, uss)
         self.peak_pss = max(self.peak_pss, pss)
@@ -194,6 +206,25 @@ class TreeSampler(threading.Thread):
         self.join()
 
 
+def cpu_by_process(sampler: TreeSampler, report: dict[str, Any], total_s: float) -> dict[str, float]:
+    """CPU seconds of each process of the CLI's tree: each type's process as it measured itself (the run report's
+    `cpu_s`), the resource tracker and the log manager (multiprocessing's Manager, the first other child) as
+    sampled, and the parent as what is left of the whole tree's total (so the end of the run is counted)."""
+    types = {name: float(entry.get("cpu_s") or 0.0) for name, entry in report.get("types", {}).items()}
+    type_pids = {int(entry.get("pid") or 0) for entry in report.get("types", {}).values()}
+    children = sorted((pid for pid in sampler.cpu_s if pid != sampler.pid and pid not in type_pids),
+                      key=lambda pid: sampler.created.get(pid, 0.0))
+    tracker = [pid for pid in children if "resource_tracker" in sampler.cmdlines.get(pid, "")]
+    others = [pid for pid in children if pid not in tracker]
+    breakdown = {"log manager": sum(sampler.cpu_s[pid] for pid in others[:1]),
+                 "resource tracker": sum(sampler.cpu_s[pid] for pid in tracker),
+                 **{f"type {name}": seconds for name, seconds in types.items()}}
+    if others[1:]:
+        breakdown["other children"] = sum(sampler.cpu_s[pid] for pid in others[1:])
+    breakdown["parent"] = max(0.0, total_s - sum(breakdown.values()))
+    return {name: round(seconds, 2) for name, seconds in breakdown.items()}
+
+
 @dataclass
 class CliRun:
     argv: list[str]
@@ -206,6 +237,7 @@ class CliRun:
     peak_processes: int
     report: dict[str, Any]
     stderr_tail: str
+    cpu_by_process: dict[str, float]
 
 
 def children_cpu_s() -> float:
@@ -233,9 +265,10 @@ def run_cli(output: Path, options: list[str], backfill: Path = BACKFILL, state_d
         _, stderr = process.communicate()
         wall_s = time.monotonic() - started
         sampler.stop()
-    return CliRun(argv, process.returncode, wall_s, children_cpu_s() - cpu_before,
-                  sampler.peak_rss / MB, sampler.peak_uss / MB, sampler.peak_pss / MB, sampler.peak_processes,
-                  newest_report(output), stderr[-2000:])
+    cpu_s, report = children_cpu_s() - cpu_before, newest_report(output)
+    return CliRun(argv, process.returncode, wall_s, cpu_s, sampler.peak_rss / MB, sampler.peak_uss / MB,
+                  sampler.peak_pss / MB, sampler.peak_processes, report, stderr[-2000:],
+                  cpu_by_process(sampler, report, cpu_s))
 
 
 # ---- rows lost
@@ -327,11 +360,12 @@ def extract_figures(report: dict[str, Any], calls: int, wall_s: float, budget: f
 
 
 def process_figures(run: CliRun) -> dict[str, Any]:
-    """Peak memory of the process tree, and the CPU the type processes spent starting."""
+    """Peak memory of the process tree, the CPU the type processes spent starting, the CPU of each process."""
     types = run.report.get("types", {}).values()
     return {"peak_rss_mb": run.peak_rss_mb, "peak_uss_mb": run.peak_uss_mb, "peak_pss_mb": run.peak_pss_mb,
             "peak_processes": run.peak_processes,
-            "startup_cpu_s": sum(entry.get("startup_cpu_s", 0.0) for entry in types)}
+            "startup_cpu_s": sum(entry.get("startup_cpu_s", 0.0) for entry in types),
+            "cpu_s_by_process": run.cpu_by_process, "load_average_after": os.getloadavg()}
 
 
 def dir_bytes(path: Path) -> int:
@@ -613,6 +647,19 @@ def matrix_table(title: str, entries: list[dict[str, Any]]) -> Table:
     return table
 
 
+def cpu_table(entries: list[dict[str, Any]]) -> Table:
+    names = list(dict.fromkeys(name for entry in entries for name in entry.get("cpu_s_by_process", {})))
+    table = Table(title="CPU seconds by process (types: as each process measured itself; parent: the rest)")
+    for column in ("run", "calls", "CPU s", *names, "load avg after"):
+        table.add_column(column, justify="left" if column == "run" else "right")
+    for entry in entries:
+        split = entry.get("cpu_s_by_process", {})
+        table.add_row(entry["label"], str(entry["calls"]), f"{entry['cpu_s']:.1f}",
+                      *(f"{split[name]:.2f}" if name in split else "-" for name in names),
+                      f"{entry.get('load_average_after', [0.0])[0]:.1f}")
+    return table
+
+
 # ---- targets
 
 
@@ -805,6 +852,7 @@ def render_matrix(console: Console, results: dict[str, Any]) -> None:
     matrix = results["matrix"]
     console.print(matrix_table("Budget-bound runs (--extract-only)", matrix["runs"]))
     console.print(matrix_table("Peak memory at the highest budget, no faults", matrix["memory"]))
+    console.print(cpu_table(matrix["runs"] + [run for run in matrix["memory"] if run not in matrix["runs"]]))
     parse = results["parse_cpu"]
     console.print(f"Parse CPU per 1,000 price rows ({parse['rows']:,} rows in {parse['pages']:,} pages; decode, "
                   f"parse, Arrow table; best of 5): before (json.loads + row parser) "
