@@ -69,8 +69,8 @@ _SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 # match, and a long symbol (upper case, as the company list is parsed) is left alone.
 _LONG_RUN_MIN = 100
 _LONG_RUN = re.compile(rf"[A-Za-z0-9_\-.+=]{{{_LONG_RUN_MIN},}}")
-# Words without which no _SECRET_PATTERNS match in ASCII text: most strings are masked without a regex.
-_TRIGGERS = ("salter", "bearer", "authorization", "access", "refresh")
+# Words without which no _SECRET_PATTERNS match in ASCII text: most strings are masked without those regexes.
+_TRIGGERS = re.compile("salter|bearer|authorization|access|refresh", re.IGNORECASE)
 
 
 def _token_like(run: str) -> bool:
@@ -79,7 +79,7 @@ def _token_like(run: str) -> bool:
 
 def mask_secrets(text: str) -> str:
     """Replace Authorization values, access/refresh tokens and long opaque tokens with ***."""
-    if not text.isascii() or any(word in text.lower() for word in _TRIGGERS):
+    if not text.isascii() or _TRIGGERS.search(text):
         for pattern, replacement in _SECRET_PATTERNS:
             text = pattern.sub(replacement, text)
     if len(text) < _LONG_RUN_MIN:
@@ -114,7 +114,7 @@ def _clean(value: Any) -> Any:
     """A JSON-safe, secret-masked copy of a value bound into a record's ``extra``."""
     if isinstance(value, str):
         return mask_secrets(value)
-    if value is None or isinstance(value, (bool, int, float)):
+    if isinstance(value, (bool, int, float)):
         return value
     if isinstance(value, Mapping):
         return {str(key): _clean(item) for key, item in value.items()}
