@@ -74,15 +74,20 @@ def test_every_child_record_reaches_the_parent_file_in_order(method: str, log_fi
     assert len([record for record in received if record["label"] != "main"]) == CHILDREN * (RECORDS_PER_CHILD + 1)
 
 
-@pytest.mark.parametrize("method", ["spawn", "fork"])
-def test_child_secrets_are_masked_and_extra_survives(method: str, log_file: Path) -> None:
+def _run_child(method: str, log_file: Path, target: Any) -> tuple[list[dict], Any]:
+    """Run `target(queue, "prices")` in a child under a LogHub; (the records the hub received, the child)."""
     ctx = multiprocessing.get_context(method)
     received: list[dict] = []
     with LogHub(log_file, on_record=received.append, ctx=ctx) as hub:
-        child = ctx.Process(target=_log_then_exit_at_once, args=(hub.queue, "prices"))
+        child = ctx.Process(target=target, args=(hub.queue, "prices"))
         child.start()
         child.join(timeout=60)
+    return received, child
 
+
+@pytest.mark.parametrize("method", ["spawn", "fork"])
+def test_child_secrets_are_masked_and_extra_survives(method: str, log_file: Path) -> None:
+    received, child = _run_child(method, log_file, _log_then_exit_at_once)
     text = log_file.read_text(encoding="utf-8")
     assert TOKEN not in text
     assert "| WARNING | prices | calling with Authorization: Salter ***" in text
@@ -276,11 +281,6 @@ def _log_debug_then_return(queue: Any, label: str) -> None:
 
 @pytest.mark.parametrize("method", ["spawn", "fork"])
 def test_a_childs_last_debug_records_reach_the_parent_when_it_exits(method: str, log_file: Path) -> None:
-    ctx = multiprocessing.get_context(method)
-    received: list[dict] = []
-    with LogHub(log_file, on_record=received.append, ctx=ctx) as hub:
-        child = ctx.Process(target=_log_debug_then_return, args=(hub.queue, "prices"))
-        child.start()
-        child.join(timeout=60)
+    received, child = _run_child(method, log_file, _log_debug_then_return)
     assert child.exitcode == 0
     assert [record["extra"]["seq"] for record in received if record["label"] == "prices"] == list(range(300))
