@@ -23,7 +23,7 @@ import aiohttp
 from etl import api, tls
 from etl.budget import CURRENT_WORK, RETRYING, HostBudget, ProcessPacer, RateChange, StrainDetector
 from etl.events import RateChanged, Request, Retry, emit
-from etl.failures import STRAIN_WEIGHTS, FailureClass, FetchError, RetryPolicy, status_outcome
+from etl.failures import FailureClass, FetchError, RetryPolicy, status_outcome
 from etl.paging import Paginator
 from etl.payloads import BodyCheck, check_prove_body, parse_json_body
 from etl.wasm_auth import TokenScheme
@@ -192,7 +192,7 @@ class NepseClient:
             retrying = RETRYING.set(attempt > 1)  # a retry goes before this type's fresh requests
             try:
                 result = await attempt_once()
-                self._strain.record(0)
+                self._strain.record(None)
                 return result
             except FetchError as error:
                 error.attempts = attempt
@@ -210,8 +210,8 @@ class NepseClient:
             await asyncio.sleep(wait)
 
     def _note_failure(self, error: FetchError) -> None:
-        if self._strain.record(STRAIN_WEIGHTS.get(error.failure_class, 0)):
-            reason = "repeated HTTP 429" if error.failure_class is FailureClass.THROTTLED else "burst of failures"
+        reason = self._strain.record(error.failure_class)
+        if reason is not None:
             change = self.budget.throttle(reason)
             if change is not None:
                 self.stats.throttle_events += 1

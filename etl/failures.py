@@ -41,10 +41,10 @@ OUTCOMES: dict[str, FailureClass] = {
     "retry_after_too_long": FailureClass.TERMINAL,  # Retry-After beyond --max-retry-after
 }
 
-# How loudly each kind of failure says "the server is struggling". A process halves the host rate when
-# its recent outcomes add up to the burst threshold (etl/budget.py): eight transient failures, or two
-# 429s. A lone 429 is honoured for its own request (Retry-After) without slowing every other one.
-STRAIN_WEIGHTS: dict[FailureClass, int] = {FailureClass.TRANSIENT: 1, FailureClass.THROTTLED: 4}
+# The failures a struggling server shows. A process halves the host rate when its recent outcomes hold
+# enough of them (etl/budget.py StrainDetector): three 429s, or eight of either kind. A lone 429 is honoured
+# for its own request (Retry-After) without slowing every other one.
+STRAIN_CLASSES = frozenset({FailureClass.TRANSIENT, FailureClass.THROTTLED})
 
 
 # What to tell the user, per cause: an outcome's own line, else its failure class's.

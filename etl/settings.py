@@ -262,10 +262,10 @@ GROUP_DESCRIPTIONS = {
     "gets a share in proportion to the requests it still has to make, so the types finish together. "
     "--concurrency and --pacing bound each process "
     "(there is one per data type). When some types finish early, the processes still running may use the "
-    "whole host budget, up to their own limits. On throttling (two HTTP 429s or eight transient failures "
-    "among a process's last 20 requests) the host rate is halved, down to --min-rps, and stepped back up "
-    "after --recover-after quiet seconds. A lone 429 only delays its own request (Retry-After, in seconds or as "
-    "an HTTP date, up to --max-retry-after).",
+    "whole host budget, up to their own limits. On throttling (three HTTP 429s, or eight transient "
+    "failures or 429s, among a process's last 20 requests) the host rate is halved, down to --min-rps, and "
+    "stepped back up after --recover-after quiet seconds. A lone 429 only delays its own request (Retry-After, "
+    "in seconds or as an HTTP date, up to --max-retry-after).",
     "limits": "Guards against a broken or hostile server, and internals.",
 }
 

@@ -135,11 +135,11 @@ def test_bad_token_500_is_treated_as_auth(run_client) -> None:
 
 def test_repeated_429s_halve_the_host_rate(make_budget, run_client) -> None:
     server = Server()
-    answers = iter([web.Response(status=429, headers={"Retry-After": "0"}) for _ in range(2)]
+    answers = iter([web.Response(status=429, headers={"Retry-After": "0"}) for _ in range(3)]
                    + [web.json_response([3])])
     server.app.router.add_get("/api/nots/throttled", handler(lambda r: next(answers)))
     budget = make_budget(40, 5, 10)
-    assert run_client(server, lambda c: c.get_json("/api/nots/throttled"), budget) == [3]
+    assert run_client(server, lambda c: c.get_json("/api/nots/throttled"), budget, max_attempts=4) == [3]
     assert (budget.rate, budget.throttle_events) == (20, 1)
 
 
