@@ -95,11 +95,29 @@ def _database_content(db: Path) -> dict[str, list[tuple]]:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     """A virtualenv made before pytest-xdist joined the test extras runs the suite in one process instead of
-    failing on the `-n` and `--dist` of pyproject's addopts (`pip install -e '.[test]'` brings the workers)."""
+    failing on the xdist options of pyproject's addopts (`pip install -e '.[test]'` brings the workers)."""
     if importlib.util.find_spec("xdist") is None:
         group = parser.getgroup("xdist", "pytest-xdist is not installed: the tests run in one process")
         group._addoption("-n", "--numprocesses", dest="numprocesses", default=None)  # as xdist itself adds it
         group.addoption("--dist", dest="dist", default="no")
+        group.addoption("--no-loadscope-reorder", dest="loadscopereorder", action="store_false")
+
+
+# The modules that take longest, longest first (measured with --durations=0): xdist hands each worker a
+# module at a time in collection order (pyproject's --no-loadscope-reorder), so starting with these lets the
+# two workers finish together instead of one running the longest module alone at the end. A module not
+# listed runs after them, in the usual order; the list only orders, it never selects.
+SLOWEST_MODULES_FIRST = ("test_resume.py", "test_cli.py", "test_budget.py", "test_indices.py", "test_pipeline.py",
+                         "test_htmlreport.py", "test_faults.py", "test_tls.py", "test_wasm_auth.py",
+                         "test_simulator.py", "test_promoter.py", "test_logs.py", "test_imports.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return SLOWEST_MODULES_FIRST.index(name) if name in SLOWEST_MODULES_FIRST else len(SLOWEST_MODULES_FIRST)
+
+    items.sort(key=rank)  # stable: a module's own tests keep their order
 
 
 class _AloneLock:
