@@ -13,6 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from etl.datatypes import REGISTRY
 from etl.datatypes.base import DataType, Row
 from etl.events import count_noun
 
@@ -69,8 +70,6 @@ UNITS = ("company or index", "companies or indices")
 
 def is_news(type_name: str) -> bool:
     """A change of a non-incremental type (a dividend, a report) is news; one more price day is routine."""
-    from etl.datatypes import REGISTRY  # late: the registry's modules import the client
-
     data_type = REGISTRY.get(type_name)
     return data_type is not None and not data_type.incremental
 
