@@ -6,7 +6,6 @@ import as ``tests.conftest`` would make a second copy of it).
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import importlib.util
 import os
@@ -117,39 +116,51 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         name = item.path.name
         return SLOWEST_MODULES_FIRST.index(name) if name in SLOWEST_MODULES_FIRST else len(SLOWEST_MODULES_FIRST)
 
-    items.sort(key=rank)  # stable: a module's own tests keep their order
+    # Stable: a module's own tests keep their order, except that its `alone` tests go first, one after the
+    # other, so that the worker waits for the lock once per module rather than once per such test.
+    items.sort(key=lambda item: (rank(item), str(item.path), not _alone(item)))
+
+
+def _alone(item: pytest.Item | None) -> bool:
+    return item is not None and item.get_closest_marker("alone") is not None
 
 
 class _AloneLock:
     """Under xdist, a readers-writer lock shared by this session's workers (flock on two files in the
-    session's base temporary directory). Every test holds it shared from setup to teardown; the call of a
-    test marked `alone` holds it exclusively, so nothing else of the suite runs beside it (a rate measured
-    while another test's processes load the CPU is a flaky rate). Its setup, module fixtures included, still
-    runs beside the others. A test waiting to run alone holds a gate every test passes on its way in, so
-    the other worker's next tests queue behind it instead of keeping the shared lock held for ever."""
+    session's base temporary directory). Every test holds it shared from setup to teardown; from the call of
+    a test marked `alone` to the end of the last `alone` test that follows it on the same worker, the lock is
+    held exclusively, so nothing else of the suite runs beside them (a rate measured while another test's
+    processes load the CPU is a flaky rate). The first one's setup, module fixtures included, still runs
+    beside the others. A worker waiting to run alone holds a gate every test passes on its way in, so the
+    other worker's next tests queue behind it instead of keeping the shared lock held for ever."""
 
     def __init__(self, directory: Path) -> None:
         self.gate = open(directory / "alone.gate", "a")  # noqa: SIM115 (held for the session)
         self.lock = open(directory / "alone.lock", "a")  # noqa: SIM115
+        self.exclusive = False
 
     def share(self) -> None:
+        if self.exclusive:
+            return
         fcntl.flock(self.gate, fcntl.LOCK_EX)
         fcntl.flock(self.lock, fcntl.LOCK_SH)
         fcntl.flock(self.gate, fcntl.LOCK_UN)
 
-    def release(self) -> None:
-        fcntl.flock(self.lock, fcntl.LOCK_UN)
-
-    @contextlib.contextmanager
-    def alone(self) -> Iterator[None]:
-        self.release()  # first: the other worker may hold the gate, waiting for this worker's shared hold
+    def take_alone(self) -> None:
+        if self.exclusive:
+            return
+        fcntl.flock(self.lock, fcntl.LOCK_UN)  # first: the other worker may hold the gate, waiting for it
         fcntl.flock(self.gate, fcntl.LOCK_EX)
         fcntl.flock(self.lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(self.lock, fcntl.LOCK_SH)
+        self.exclusive = True
+
+    def release(self, next_is_alone: bool) -> None:
+        if self.exclusive and next_is_alone:
+            return
+        fcntl.flock(self.lock, fcntl.LOCK_UN)
+        if self.exclusive:
             fcntl.flock(self.gate, fcntl.LOCK_UN)
+            self.exclusive = False
 
 
 _alone_lock: _AloneLock | None = None
@@ -171,16 +182,14 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     try:
         yield
     finally:
-        _alone_lock.release()
+        _alone_lock.release(next_is_alone=_alone(nextitem))
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    if _alone_lock is None or item.get_closest_marker("alone") is None:
-        yield
-        return
-    with _alone_lock.alone():
-        yield
+    if _alone_lock is not None and _alone(item):
+        _alone_lock.take_alone()
+    yield
 
 
 @pytest.fixture(scope="session")
