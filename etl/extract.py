@@ -36,7 +36,7 @@ from etl.events import CompanyDone, CompanyFailed, TypeEnd, TypeStart, emit
 from etl.failures import FetchError
 from etl.logs import flush_child_logging, install_child_logging
 from etl.plan import WorkItem, covered_until, expected_requests
-from etl.procs import children_start_deaf_to_ctrl_c, die_with_parent, ignore_ctrl_c
+from etl.procs import children_start_deaf_to_ctrl_c, die_with_parent, ignore_ctrl_c, release_freed_memory
 from etl.rawzone import RawZone, UnsafeSymbol, read_meta
 from etl.settings import Settings
 from etl.wasm_auth import PositionsServer, TokenScheme
@@ -327,7 +327,10 @@ async def fetch_unit(client: NepseClient, data_type: DataType, zone: RawZone, it
     # Off the event loop: a stalled loop delays request starts, and the host budget is only as
     # exact as the moment each request really leaves.
     existed, change = await asyncio.to_thread(_write_unit_file, zone, path, table, meta, item, data_type)
-    return UnitOutcome(table.num_rows, not existed, change)
+    rows = table.num_rows
+    del table
+    release_freed_memory()
+    return UnitOutcome(rows, not existed, change)
 
 
 def _write_unit_file(zone: RawZone, path: Path, table: pa.Table, meta: dict[str, Any], item: WorkItem,
