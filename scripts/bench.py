@@ -18,7 +18,11 @@ Measurement notes:
 - Peak memory: the sum of RSS over the CLI process and all its descendants, sampled every 0.2 s
   with psutil (shared pages are counted once per process, so this errs high). Beside it, the peak sums
   of USS (pages no other process maps) and PSS (each shared page split between the processes mapping
-  it: the tree's real share of the machine's memory), from the same samples.
+  it: the tree's real share of the machine's memory), from the same samples. The RSS of a shared
+  library's pages depends on the state of the page cache (the kernel maps a whole cached folio on a
+  fault): the same code and package versions measured 653 MB from one virtualenv and 822 MB from
+  another (libarrow 13.9 against 29.4 MB in each process), with the same USS. Compare RSS only between
+  runs of the same interpreter and virtualenv (--cli-repo changes the code, not the packages).
 - Start-up CPU: CPU seconds each type's process spent before its first request (interpreter start,
   imports, arguments), which it reports in the run report (`types.*.startup_cpu_s`); part of the CPU s.
 - Extract time: the longest `types.*.elapsed_s` of the run report (the pool phase, after the company
