@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from datetime import date, timedelta
 from pathlib import Path
@@ -119,6 +120,16 @@ def test_each_type_process_reports_the_cpu_it_spent_starting(first_run) -> None:
     report = json.loads(next((output / "runs").glob("*.json")).read_text())
     for name, entry in report["types"].items():
         assert 0.01 < entry["startup_cpu_s"] < 60, name
+
+
+def test_each_type_process_reports_its_pid_and_all_the_cpu_it_spent(first_run) -> None:
+    """scripts/bench.py splits the run's CPU by process with these."""
+    _work, output, _result = first_run
+    report = json.loads(next((output / "runs").glob("*.json")).read_text())
+    pids = [entry["pid"] for entry in report["types"].values()]
+    assert len(set(pids)) == len(pids) and all(pid > 0 and pid != os.getpid() for pid in pids)
+    for name, entry in report["types"].items():
+        assert entry["startup_cpu_s"] <= entry["cpu_s"] < 600, name
 
 
 def test_slash_symbol_is_one_encoded_directory(first_run, some_symbols: list[str]) -> None:
