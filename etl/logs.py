@@ -122,7 +122,7 @@ def _clean(value: Any) -> Any:
     """A JSON-safe, secret-masked copy of a value bound into a record's ``extra``."""
     if isinstance(value, str):
         return mask_secrets(value)
-    if isinstance(value, (bool, int, float)):
+    if value is None or isinstance(value, (bool, int, float)):
         return value
     if isinstance(value, Mapping):
         return {str(key): _clean(item) for key, item in value.items()}

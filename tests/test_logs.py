@@ -97,6 +97,11 @@ def test_child_secrets_are_masked_and_extra_survives(method: str, log_file: Path
     assert all(TOKEN not in record["message"] for record in received)
 
 
+def test_a_missing_value_in_extra_stays_null_not_the_word_none() -> None:
+    extra = {"status": None, "tags": {"kind": None}, "ids": [None, 3], "fine": True}
+    assert logs._clean(extra) == {"status": None, "tags": {"kind": None}, "ids": [None, 3], "fine": True}
+
+
 def test_reemitted_record_keeps_the_child_time_level_label_and_exception(log_file: Path) -> None:
     child_time = datetime(2001, 2, 3, 4, 5, 6, 789_000).timestamp()
     with LogHub(log_file) as hub:
