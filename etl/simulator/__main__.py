@@ -12,7 +12,7 @@ from pathlib import Path
 from aiohttp import web
 from loguru import logger
 
-from etl.simulator.app import create_app
+from etl.simulator.app import ARRIVALS_KEY, create_app
 from etl.simulator.config import SimConfig, add_config_arguments, config_from_args
 
 PARENT_CHECK_INTERVAL_S = 0.5
@@ -48,10 +48,11 @@ async def wait_for_parent_exit(parent_pid: int) -> None:
 
 
 async def serve(config: SimConfig, host: str, port: int, port_file: Path | None, parent_pid: int | None) -> None:
-    runner = web.AppRunner(create_app(config), access_log=None)
+    app = create_app(config)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        await web.SockSite(runner, app[ARRIVALS_KEY].listening_socket(host, port)).start()
         port = bound_port(runner)
         if port_file is not None:
             write_port_file(port_file, port)

@@ -7,6 +7,7 @@ import datetime
 import json
 import math
 import re
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -15,6 +16,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from etl.simulator import css_wasm
+from etl.simulator.arrivals import ArrivalClock
 from etl.simulator.config import SimConfig
 from etl.simulator.data import SimData
 from etl.simulator.faults import FaultInjector, json_error, nginx_error
@@ -34,6 +36,7 @@ TOKENS_KEY = web.AppKey("tokens", TokenStore)
 FAULTS_KEY = web.AppKey("faults", FaultInjector)
 CSS_WASM_KEY = web.AppKey("css_wasm", bytes)
 WORKER_KEY = web.AppKey("worker", ThreadPoolExecutor)
+ARRIVALS_KEY = web.AppKey("arrivals", ArrivalClock)
 
 T = TypeVar("T")
 
@@ -59,12 +62,19 @@ def security_id_of(request: web.Request) -> int | None:
 # --- middlewares, outermost first ------------------------------------------------------------
 
 
+def arrival_time(request: web.Request) -> float:
+    """When the request's bytes reached the server (the kernel's stamp), else now."""
+    sock = request.transport.get_extra_info("socket") if request.transport is not None else None
+    stamp = request.app[ARRIVALS_KEY].arrival(sock.fileno()) if sock is not None else None
+    return time.monotonic() if stamp is None else stamp
+
+
 @web.middleware
 async def stats_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path.startswith(SIM_PREFIX):
         return await handler(request)
     stats = request.app[STATS_KEY]
-    stats.request_started(request.path, path_kind(request))
+    stats.request_started(request.path, path_kind(request), arrived=arrival_time(request))
     outcome = "500"
     try:
         response = await handler(request)
@@ -214,9 +224,9 @@ HistoryRows = Callable[[SimData, int, datetime.date, datetime.date], list[dict]]
 
 async def off_the_loop(request: web.Request, work: Callable[..., T], *args: Any) -> T:
     """Run CPU work (a ten-year history built on first use, a page encoded) on the app's one worker thread.
-    The event loop stays free to stamp each request as it arrives: a loop blocked for 30 ms stamps the
-    requests that came meanwhile all at once, and the busiest-second figure is only as true as its stamps.
-    One thread, so that the lazily filled caches of SimData are never written by two at once."""
+    The event loop stays free to read and answer other requests meanwhile (their stamps are the kernel's,
+    see arrivals.py, but a blocked loop would still delay every answer). One thread, so that the lazily
+    filled caches of SimData are never written by two at once."""
     return await asyncio.get_running_loop().run_in_executor(request.app[WORKER_KEY], work, *args)
 
 
@@ -300,6 +310,7 @@ def create_app(config: SimConfig) -> web.Application:
     app[TOKENS_KEY] = TokenStore(access_lifetime_s=config.token_lifetime_s, table=config.junk_table)
     app[CSS_WASM_KEY] = css_wasm.build(config.junk_table)
     app[FAULTS_KEY] = FaultInjector(config)
+    app[ARRIVALS_KEY] = ArrivalClock()  # kernel stamps once served on its listening_socket()
     app[WORKER_KEY] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="simulator-pages")
     app.on_cleanup.append(_stop_worker)
     add_routes(app)

@@ -128,6 +128,12 @@ class SimulatorProcess:
             pass
 
     @property
+    def pid(self) -> int:
+        if self._process is None:
+            raise RuntimeError("simulator not started")
+        return self._process.pid
+
+    @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 

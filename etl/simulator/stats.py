@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections import Counter
 
@@ -35,8 +36,10 @@ class SimStats:
         self.per_path_kind: Counter[str] = Counter()
         self.rows_served: Counter[str] = Counter()  # rows of paged histories, by path kind
 
-    def request_started(self, path: str, path_kind: str) -> None:
-        self.starts.append(time.monotonic())
+    def request_started(self, path: str, path_kind: str, arrived: float | None = None) -> None:
+        """Count a request that `arrived` (time.monotonic(); default now). The starts stay in time order: an
+        arrival stamped by the kernel can be earlier than one counted before it."""
+        bisect.insort(self.starts, time.monotonic() if arrived is None else arrived)
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         self.per_path_kind[path_kind] += 1
