@@ -32,6 +32,10 @@ if TYPE_CHECKING:
     from etl.settings import Settings
 
 
+# How soon a request waiting for its budget slot notices a stop (see NepseClient._sleep_unless_stopped).
+STOP_POLL_S = 0.2
+
+
 @dataclass
 class _FreshRefusals:
     count: int = 0
@@ -217,13 +221,27 @@ class NepseClient:
                 self.stats.throttle_events += 1
                 self._on_rate_change(change)
 
+    async def _sleep_unless_stopped(self, seconds: float) -> None:
+        """The budget's waits for a start: once a stop is requested, a request still waiting for its slot is
+        dropped within STOP_POLL_S (it is not in flight yet), rather than waiting out the queue to be sent
+        (at 5 req/s, ten seconds of queue after a Ctrl-C)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while True:
+            if self._stop_check():
+                raise StopRequested()
+            left = deadline - loop.time()
+            if left <= 0:
+                return
+            await asyncio.sleep(min(left, STOP_POLL_S))
+
     # ---- the token: taken once the budget slot is granted, just before sending
 
     def _token_stale(self, ahead: float = 0.0) -> bool:
         return self._token is None or time.monotonic() + ahead - self._token_time > self._token_life
 
     async def _slot(self) -> None:
-        change = await self.budget.acquire()
+        change = await self.budget.acquire(self._sleep_unless_stopped)
         if change is not None:
             self._on_rate_change(change)
 
@@ -261,6 +279,8 @@ class NepseClient:
             for pending in (second, proving):
                 if pending is not None and not pending.done():
                     pending.cancel()
+                elif pending is not None and not pending.cancelled():
+                    pending.exception()  # a stop that ended it too is this call's, not an unretrieved error
             self._renewing = False
             self._renewed.set()
 

@@ -201,8 +201,8 @@ def make_budget() -> Callable[..., HostBudget]:
 
 @pytest.fixture(scope="session")
 def run_client() -> Callable[..., Any]:
-    """``run_client(server, action, budget=None, **config_overrides)``: `action` on a client of a
-    `tests.fake_nepse.Server`, with a generous budget unless the test gives one."""
+    """``run_client(server, action, budget=None, stop_check=None, **config_overrides)``: `action` on a client of
+    a `tests.fake_nepse.Server`, with a generous budget unless the test gives one."""
     def run(server: fake_nepse.Server, action: Callable[[NepseClient], Awaitable], budget: HostBudget | None = None,
             **overrides: Any) -> Any:
         return fake_nepse.run_client(server, action, budget or _make_budget(200, 10, 10), **overrides)

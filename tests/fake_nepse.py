@@ -56,7 +56,8 @@ class Server:
         return sum(1 for seen_path, _ in self.seen if seen_path == path)
 
 
-async def _call(server: Server, action: Callable[[NepseClient], Awaitable], budget: HostBudget, **overrides):
+async def _call(server: Server, action: Callable[[NepseClient], Awaitable], budget: HostBudget,
+                stop_check: Callable[[], bool] | None, **overrides):
     runner = web.AppRunner(server.app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -65,13 +66,14 @@ async def _call(server: Server, action: Callable[[NepseClient], Awaitable], budg
     config = replace(ClientConfig(base_url=f"http://127.0.0.1:{port}", pacing=0.0, backoff_base=0.01,
                                   backoff_cap=0.05, max_attempts=3), **overrides)
     try:
-        async with NepseClient(config, budget, seed=1) as client:
+        async with NepseClient(config, budget, seed=1, stop_check=stop_check) as client:
             return await action(client)
     finally:
         await runner.cleanup()
 
 
-def run_client(server: Server, action: Callable[[NepseClient], Awaitable], budget: HostBudget, **overrides):
-    """`action` on a client of `server` (ClientConfig fields overridden by `overrides`), served on loopback for
-    the length of the call."""
-    return asyncio.run(_call(server, action, budget, **overrides))
+def run_client(server: Server, action: Callable[[NepseClient], Awaitable], budget: HostBudget,
+               stop_check: Callable[[], bool] | None = None, **overrides):
+    """`action` on a client of `server` (ClientConfig fields overridden by `overrides`, asked `stop_check`
+    whether a stop was requested), served on loopback for the length of the call."""
+    return asyncio.run(_call(server, action, budget, stop_check, **overrides))

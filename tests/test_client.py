@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 
 from etl import api
-from etl.client import NepseClient, retry_after_seconds
+from etl.client import NepseClient, StopRequested, retry_after_seconds
 from etl.failures import FetchError
 from etl.paging import SpringPaginator
 from tests.fake_nepse import CLEAN, Server, handler
@@ -172,6 +172,24 @@ def test_the_token_is_taken_after_the_budget_slot_so_a_long_wait_cannot_stale_it
 
     assert run_client(server, many, make_budget(5, 1, 60), concurrency=8, max_attempts=2) == [[1]] * 8
     assert server.count(api.PROVE_PATH) <= 8  # one renewal per request at worst, not a storm
+
+
+def test_a_stop_drops_the_requests_still_waiting_for_their_budget_slot(run_client, make_budget) -> None:
+    """Once a token is held, nine requests queue behind a 2/s budget; the stop comes as the first of them
+    reaches the server. The others are not in flight: they end unsent instead of waiting out their slots."""
+    server = Server()
+    answered: list[bool] = []
+    server.app.router.add_get("/api/nots/data", handler(lambda r: answered.append(True) or web.json_response([1])))
+
+    async def one_then_nine(client: NepseClient) -> list:
+        await client.get_json("/api/nots/data")
+        return await asyncio.gather(*[client.get_json("/api/nots/data") for _ in range(9)], return_exceptions=True)
+
+    outcomes = run_client(server, one_then_nine, make_budget(2, 1, 60), stop_check=lambda: len(answered) >= 2,
+                          concurrency=10)
+    assert outcomes[0] == [1]
+    assert all(isinstance(outcome, StopRequested) for outcome in outcomes[1:]), outcomes
+    assert server.count("/api/nots/data") == 2
 
 
 def test_a_401_right_after_a_fresh_token_is_an_auth_failure_with_its_own_advice(run_client) -> None:
