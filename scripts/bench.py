@@ -126,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     targets.add_argument("--types", default="",
                          help="nepse-etl --types for these runs (default: every type; e.g. "
                               "prices,reports,dividends,profiles for the four types issue 11 measured memory with)")
+    targets.add_argument("--start-method", default="",
+                         help="nepse-etl --start-method for these runs (default: the CLI's own; e.g. forkserver)")
     parser.add_argument("--quick", action="store_true",
                         help="sanity check in about a minute: 60 companies, 40 req/s, small load and memory runs")
     return parser
@@ -498,14 +500,15 @@ def run_target(context: Context, n_companies: int, budget: float, faults: float,
     days = 365 * args.window_years + args.window_years // 4
     since = (context.window[1] - datetime.timedelta(days=days)).isoformat()
     label = f"{budget:g} req/s, {faults:.0%} faults, {n_companies} companies{purpose}" + (
-        f" ({args.types})" if args.types else "")
+        f" ({args.types})" if args.types else "") + (f" ({args.start_method})" if args.start_method else "")
     context.console.print(f"[bold]{label}[/]: nepse-etl --extract-only, {args.window_years}-year window ...")
     output = context.output_dir(label.replace(",", "").replace("%", "pct").replace("/", "per"))
     config = sim_config(args, n_companies, faults=faults, history_days=days + 7)
     with SimulatorProcess(config) as sim:
         run = run_cli(output, ["--base-url", sim.base_url, "--max-rps", f"{budget:g}", "--pacing",
                                f"{MATRIX_PACING_S:g}", "--since", since, "--extract-only",
-                               *(["--types", args.types] if args.types else [])],
+                               *(["--types", args.types] if args.types else []),
+                               *(["--start-method", args.start_method] if args.start_method else [])],
                       backfill=args.cli_repo / "scripts" / "backfill.py")
         stats = sim_snapshot(sim)
     figures = extract_figures(run.report, stats["requests"], run.wall_s, budget)

@@ -179,3 +179,24 @@ def test_small_page_cap_loses_no_row(tmp_path: Path, sim_data: SimData, some_sym
     expected = expected_prices(sim_data, symbols, until - timedelta(days=365), until)
     assert {row[:8] for row in table_rows(tmp_path / "out" / "nepse.db", "prices")} == expected
     assert stats["per_path_kind"]["prices"] >= len(expected) // 40
+
+
+def test_a_fork_server_preloads_the_childrens_modules_and_is_stopped_with_the_run() -> None:
+    import importlib
+    import multiprocessing.forkserver as forkserver
+
+    from etl.pipeline import FORKSERVER_PRELOAD, process_context
+
+    for name in FORKSERVER_PRELOAD:  # a misspelt name would be skipped by the fork server without a word
+        importlib.import_module(name)
+    with process_context("forkserver") as ctx:
+        child = ctx.Process(target=os.getpid)
+        child.start()
+        child.join(30)
+        assert child.exitcode == 0
+        server = forkserver._forkserver._forkserver_pid
+        assert server is not None
+        assert forkserver._forkserver._preload_modules == FORKSERVER_PRELOAD
+    assert forkserver._forkserver._forkserver_pid is None
+    with pytest.raises(ChildProcessError):
+        os.waitpid(server, os.WNOHANG)  # reaped: nothing of the run is left running
