@@ -140,7 +140,8 @@ def _price(day: str, **overrides: object) -> dict:
     {"closePrice": "1,234.5"}, {"closePrice": "abc"}, {"highPrice": True}, {"totalTrades": 2.5},
     {"totalTrades": 3.0}, {"lowPrice": None}, {"businessDate": "2026-02-30"}, {"businessDate": " 2026-01-05 "},
     {"businessDate": "2026-01-05T00:00:00"}, {"volume_unknown_key": 1}, {"closePrice": float("nan")},
-    {"totalTrades": 10**20}, {"businessDate": "2026-01-0\ud800"},
+    {"totalTrades": 10**20}, {"businessDate": "2026-01-0\ud800"}, {"highPrice": float("inf")},
+    {"lowPrice": 252}, {"totalTradedQuantity": None, "totalTrades": None},
 ])
 def test_price_pages_in_columns_match_the_row_parser_whatever_a_page_holds(odd: dict) -> None:
     from etl.datatypes.base import Pages, rows_to_table
@@ -153,6 +154,16 @@ def test_price_pages_in_columns_match_the_row_parser_whatever_a_page_holds(odd: 
     assert parse_columns(clean, NABIL) is not None  # the clean page took the columnar path
     assert PRICES.to_table(pages, NABIL, "t").equals(row_by_row)
     assert PRICES.to_table(clean + odd_page, NABIL, "t").equals(row_by_row)
+
+
+def test_a_price_record_without_a_key_is_a_null_in_columns_as_in_the_row_parser() -> None:
+    from etl.datatypes.base import rows_to_table
+    from etl.datatypes.prices import PRICES, parse_columns
+
+    page = [_price("2026-01-01"), {k: v for k, v in _price("2026-01-02").items() if k != "closePrice"}]
+    columns = parse_columns(page, NABIL)
+    assert columns is not None and columns.column("close").to_pylist() == [255.3, None]
+    assert PRICES.to_table(page, NABIL, "t").equals(rows_to_table(PRICES.parse(page, NABIL), PRICES, "t"))
 
 
 def test_a_price_page_that_is_not_a_list_of_objects_goes_to_the_row_parser() -> None:

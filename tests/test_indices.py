@@ -57,6 +57,34 @@ def test_history_rows_map_the_documented_fields() -> None:
                                   '{"businessDate": "yesterday", "closingIndex": 1}') and bad["index_code"] == "NEPSE"
 
 
+def _index_day(day: str, **overrides: object) -> dict:
+    record = {"businessDate": day, "closingIndex": 2650.51, "openIndex": 2640.0, "highIndex": 2660.2,
+              "lowIndex": 2631.9, "fiftyTwoWeekHigh": 2900.1, "fiftyTwoWeekLow": 2400.5, "turnoverValue": 4.1e9,
+              "turnoverVolume": 8000000, "totalTransaction": 41000, "absChange": 10.51, "percentageChange": 0.4}
+    return {**record, **overrides}
+
+
+@pytest.mark.parametrize("odd", [
+    {"closingIndex": "2,650.51"}, {"highIndex": True}, {"totalTransaction": 2.5}, {"totalTransaction": 3.0},
+    {"lowIndex": None}, {"businessDate": "2026-02-30"}, {"businessDate": "2026-01-05T00:00:00"},
+    {"absChange": float("nan")}, {"turnoverValue": float("inf")}, {"totalTransaction": 10**20}, {"extra": 1},
+])
+def test_index_pages_in_columns_match_the_row_parser_whatever_a_page_holds(odd: dict) -> None:
+    from etl.datatypes.base import Pages, rows_to_table
+    from etl.datatypes.indices import parse_columns
+
+    clean = [_index_day(f"2026-01-{day:02d}") for day in range(1, 11)]
+    without_low = {key: value for key, value in _index_day("2026-01-21").items() if key != "lowIndex"}
+    odd_page = [*clean[:3], _index_day("2026-01-20", **odd), without_low, *clean[3:5]]
+    row_by_row = rows_to_table(INDICES.parse(clean + odd_page, NEPSE), INDICES, "t")
+    pages = Pages(INDICES.page_converter(NEPSE)(page) for page in (clean, odd_page))
+    assert parse_columns(clean, NEPSE) is not None  # the clean page took the columnar path
+    missing_key = parse_columns([without_low], NEPSE)  # a key the record lacks is a null, still in columns
+    assert missing_key is not None and missing_key.column("low").to_pylist() == [None]
+    assert INDICES.to_table(pages, NEPSE, "t").equals(row_by_row)
+    assert INDICES.to_table(clean + odd_page, NEPSE, "t").equals(row_by_row)
+
+
 # ---- against the simulator
 
 

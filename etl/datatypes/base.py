@@ -396,16 +396,25 @@ def source_columns(records: Any, keys: Iterable[str]) -> dict[str, pa.Array] | N
     """The given keys of a list of JSON objects as Arrow arrays, each column's type inferred by Arrow."""
     if not isinstance(records, list) or not records:
         return None
-    columns = {}
+    keys = list(keys)
     try:
-        for key in keys:
-            values = [record.get(key) for record in records]
-            if bool in set(map(type, values)):
+        # One pass in C over the records (itemgetter, then zip to columns) rather than a loop per key; a record
+        # that lacks a key (KeyError) or is not an object (TypeError, AttributeError) takes the slower way.
+        rows = list(map(operator.itemgetter(*keys), records))
+        columns = dict(zip(keys, zip(*rows, strict=True), strict=True)) if len(keys) > 1 else {keys[0]: rows}
+    except (KeyError, TypeError, AttributeError):
+        if not all(isinstance(record, dict) for record in records):
+            return None
+        columns = {key: [record.get(key) for record in records] for key in keys}
+    arrays = {}
+    try:
+        for key, column in columns.items():
+            if bool in set(map(type, column)):
                 return None  # Arrow would read True as 1.0
-            columns[key] = pa.array(values)
+            arrays[key] = pa.array(column)
     except (pa.ArrowException, TypeError, AttributeError, OverflowError, ValueError):
-        return None  # a record that is not an object, or a column of mixed kinds
-    return columns
+        return None  # a column of mixed kinds
+    return arrays
 
 
 def float_column(array: pa.Array) -> pa.Array | None:
@@ -413,9 +422,10 @@ def float_column(array: pa.Array) -> pa.Array | None:
 
     if pa.types.is_null(array.type):
         return pa.nulls(len(array), pa.float64())
-    if not (pa.types.is_integer(array.type) or pa.types.is_floating(array.type)):
-        return None
-    if pa.types.is_floating(array.type) and pc.any(pc.invert(pc.is_finite(array))).as_py():
+    if pa.types.is_floating(array.type):
+        # NaN and infinities go to the row parser (is_finite is false for them, null for a null)
+        return array.cast(pa.float64()) if pc.is_finite(array).false_count == 0 else None
+    if not pa.types.is_integer(array.type):
         return None
     try:
         return array.cast(pa.float64())

@@ -25,11 +25,15 @@ from etl.datatypes.base import (
     clean_text,
     fetch_daily_history,
     first_reason,
+    float_column,
+    int_column,
+    iso_date_column,
     missing,
     negative,
     outside,
     parse_each,
     required,
+    source_columns,
     to_float,
     to_int,
     to_iso_date,
@@ -100,7 +104,8 @@ EACH_INDEX = Scope("indices", "index list", list_indices)
 
 
 async def fetch(client: Api, index: Index, window: FetchWindow) -> list[Any]:
-    return await fetch_daily_history(client, api.INDEX_HISTORY_PATH.format(id=index.id), window)
+    return await fetch_daily_history(client, api.INDEX_HISTORY_PATH.format(id=index.id), window,
+                                     convert=INDICES.page_converter(index))
 
 
 def parse(records: Any, index: Index) -> list[Row]:
@@ -116,6 +121,23 @@ def parse(records: Any, index: Index) -> list[Row]:
         }
 
     return parse_each(records, parse_one, identity)
+
+
+def parse_columns(records: Any, index: Index) -> pa.Table | None:
+    """`parse` for a clean page, a column at a time (None: some value needs `parse`'s row-by-row checks)."""
+    source = source_columns(records, ["businessDate", "totalTransaction", *_NUMBERS.values()])
+    if source is None:
+        return None
+    columns = {"business_date": iso_date_column(source["businessDate"]),
+               "trades": int_column(source["totalTransaction"])}
+    columns.update((name, float_column(source[key])) for name, key in _NUMBERS.items())
+    if any(column is None for column in columns.values()):
+        return None
+    rows = len(records)
+    columns["index_id"] = pa.repeat(pa.scalar(index.id, pa.int64()), rows)
+    columns["index_code"] = pa.repeat(pa.scalar(index.code, pa.string()), rows)
+    columns["index_name"] = pa.repeat(pa.scalar(index.name or None, pa.string()), rows)
+    return pa.Table.from_arrays([columns[name] for name in SCHEMA.names], schema=SCHEMA)
 
 
 def contract() -> pl.Expr:
@@ -140,6 +162,7 @@ INDICES = DataType(
     scope=EACH_INDEX,
     fetch=fetch,
     parse=parse,
+    parse_columns=parse_columns,
     contract=contract,
     rules=RULES,
     date_column="business_date",
