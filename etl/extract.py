@@ -356,8 +356,10 @@ def _read_previous(path: Path) -> pa.Table | None:
 def _merge_window(path: Path, old: pa.Table | None, new: pa.Table, meta: dict[str, Any], item: WorkItem,
                   data_type: DataType) -> tuple[pa.Table, dict]:
     """Incremental types: the new days join the days already saved (`old`), newest fetch winning."""
+    import pyarrow.compute as pc  # as the parsers do: only the types with a date column use it
+
     date_column = str(data_type.date_column)
-    newest = max((day for day in new.column(date_column).to_pylist() if day), default=None)
+    newest = pc.max(new.column(date_column)).as_py() or None  # the newest day fetched (an empty string is none)
     meta["covered_from"] = item.window.since.isoformat()
     meta["covered_until"] = covered_until(item.window, newest).isoformat()
     if old is not None:

@@ -379,7 +379,7 @@ def parse_each(records: Iterable[Any], parse_one: Callable[[dict], Row | None], 
 
 
 # ---- the columnar fast path: whole columns checked with Arrow compute instead of a function per row.
-# pyarrow.compute is imported where it is used: it costs ~10 MB, and only the prices process needs it.
+# pyarrow.compute is imported where it is used: it costs ~10 MB, and only prices' and indices' processes need it.
 # Each returns None when a value is anything the row parser would treat specially (a string number, a
 # bool, NaN, a date with a time or padding it has to clean): the page then goes through `parse`, which
 # keeps every per-row check and message.
