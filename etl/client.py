@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from etl import api, tls
-from etl.budget import CURRENT_WORK, RETRYING, HostBudget, ProcessPacer, RateChange, StrainDetector
+from etl.budget import CURRENT_WORK, RETRYING, STARTED_AT, HostBudget, ProcessPacer, RateChange, StrainDetector
 from etl.events import RateChanged, Request, Retry, emit
 from etl.failures import FailureClass, FetchError, RetryPolicy, status_outcome
 from etl.paging import Paginator
@@ -127,10 +127,13 @@ class NepseClient:
 
     async def __aenter__(self) -> NepseClient:
         connector = aiohttp.TCPConnector(limit=self.config.concurrency + 1, ssl=tls.client_context(self.config))
+        writes = aiohttp.TraceConfig()
+        writes.on_request_headers_sent.append(self._writing)
         self._session = aiohttp.ClientSession(
             headers=api.browser_headers(self.base_url),
             connector=connector,
             timeout=aiohttp.ClientTimeout(total=self.config.timeout),
+            trace_configs=[writes],
         )
         # aiohttp silently resends an idempotent request once when the server drops the connection.
         # That resend would bypass the host budget and our retry table, so turn it off (no public switch).
@@ -141,6 +144,11 @@ class NepseClient:
     async def __aexit__(self, *exc_info: object) -> None:
         if self._session is not None:
             await self._session.close()
+
+    async def _writing(self, *_: object) -> None:
+        """aiohttp is about to write a request (its headers, then at once the rest): tell the budget."""
+        self.budget.sent(STARTED_AT.get())
+        STARTED_AT.set(None)
 
     # ---- public calls
 
@@ -240,10 +248,12 @@ class NepseClient:
     def _token_stale(self, ahead: float = 0.0) -> bool:
         return self._token is None or time.monotonic() + ahead - self._token_time > self._token_life
 
-    async def _slot(self) -> None:
+    async def _slot(self) -> float | None:
+        """Wait for a budget slot; returns when it started (STARTED_AT, for a slot taken in a task of its own)."""
         change = await self.budget.acquire(self._sleep_unless_stopped)
         if change is not None:
             self._on_rate_change(change)
+        return STARTED_AT.get()
 
     async def _authorised_slot(self) -> tuple[str, bool]:
         """Wait for the budget slot, then take the token; (token, proven for this very request).
@@ -268,9 +278,9 @@ class NepseClient:
         first, second = asyncio.ensure_future(self._slot()), asyncio.ensure_future(self._slot())
         proving: asyncio.Future[str] | None = None
         try:
-            await first
+            STARTED_AT.set(await first)  # the renewal goes out in the first slot (its task copies this)
             proving = asyncio.ensure_future(self._prove())
-            await second
+            STARTED_AT.set(await second)  # and the request in the second
             if not proving.done():  # answered after the request's slot: sending then would break the budget
                 await proving
                 await self._slot()

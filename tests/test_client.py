@@ -11,6 +11,7 @@ import pytest
 from aiohttp import web
 
 from etl import api
+from etl.budget import HostBudget, HostLedger
 from etl.client import NepseClient, StopRequested, retry_after_seconds
 from etl.failures import FetchError
 from etl.paging import SpringPaginator
@@ -238,3 +239,31 @@ def test_a_retry_after_beyond_the_cap_fails_the_request_with_the_servers_value(h
     assert error.outcome == "retry_after_too_long" and error.attempts == 1
     assert f"(Retry-After: {header})" in error.detail and "--max-retry-after 600 s" in error.detail
     assert server.count("/api/nots/later") == 1
+
+
+def test_every_request_written_tells_the_budget_its_own_start(run_client, make_budget,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The budget moves a start written late to when it was written (HostBudget.sent): each request must name
+    the start it was given, the renewal of a stale token its own slot of the pair and the request the other."""
+    granted: list[float] = []
+    told: list[float | None] = []
+    try_start = HostLedger.try_start
+
+    def recording_try_start(ledger: HostLedger, now: float, count: int, window_s: float) -> float:
+        wait = try_start(ledger, now, count, window_s)
+        if wait == 0.0:
+            granted.append(now)
+        return wait
+
+    monkeypatch.setattr(HostLedger, "try_start", recording_try_start)
+    monkeypatch.setattr(HostBudget, "sent", lambda budget, started: told.append(started))
+    server = ExpiringTokens(lifetime=0.1)
+
+    async def spaced(client: NepseClient) -> None:
+        for _ in range(4):
+            await client.get_json("/api/nots/data")
+            await asyncio.sleep(0.15)  # the token has expired: the next request renews it first
+
+    run_client(server, spaced, make_budget(40, 5, 10), max_attempts=4)
+    assert server.count(api.PROVE_PATH) >= 3 and len(told) == len(server.seen)
+    assert None not in told and len(set(told)) == len(told) and set(told) <= set(granted)
