@@ -436,7 +436,10 @@ class HostBudget:
                 # more than SHARE_CREDIT_S (the host's own clock still spaces every start).
                 self._last_pass = max(due, now - max(gap, SHARE_CREDIT_S))
                 return
-            await sleep(min(due - now, interval))
+            # Until it is due, looking again at least every SHARE_CREDIT_S: a share that grows meanwhile (another
+            # member finishing) is taken up that late at most, and the credit above makes up for it. Each wake-up
+            # costs ~0.1-0.25 ms of CPU; re-checking every interval woke a small member 7 times per start at 40 req/s.
+            await sleep(min(due - now, max(interval, SHARE_CREDIT_S)))
 
     # ---- starting a request
 
