@@ -26,8 +26,8 @@ from tests import fake_nepse
 REPO = Path(__file__).resolve().parent.parent
 BACKFILL = REPO / "scripts" / "backfill.py"
 SEED = 7
-# Fast but still paced: four processes share 40 starts a second.
-FAST = ("--max-rps", "40", "--pacing", "0.02", "--backoff-base", "0.05", "--backoff-cap", "0.5")
+# Fast but still paced: the type processes share 100 starts a second.
+FAST = ("--max-rps", "100", "--pacing", "0.01", "--backoff-base", "0.05", "--backoff-cap", "0.5")
 DATA_TABLES = ("securities", "prices", "reports", "dividends", "profiles", "indices")
 
 
