@@ -12,23 +12,25 @@ from etl.simulator import SimConfig, SimData, SimulatorProcess
 RETRY_FAST = ["--backoff-base", "0.05", "--backoff-cap", "0.5", "--max-attempts", "10", "--recover-after", "2"]
 BUDGET = 20
 CONCURRENCY = 3
+# The run whose pace the simulator measures; a run that only gives content or counts goes at the suite's FAST.
+MEASURED = ("--max-rps", str(BUDGET), "--pacing", "0.05", "--concurrency", str(CONCURRENCY))
 
 
 def _symbols(sim_data: SimData, count: int) -> list[str]:
     return [c["symbol"].strip() for c in sim_data.companies() if c["status"] == "A"][:count]
 
 
-def _run(run_cli, simulator: SimulatorProcess, symbols: list[str], output: Path, cwd: Path):
+def _run(run_cli, simulator: SimulatorProcess, symbols: list[str], output: Path, cwd: Path,
+         politeness: tuple[str, ...] = MEASURED):
     return run_cli("--base-url", simulator.base_url, "--symbols", ",".join(symbols), "--output", str(output),
-                   "--max-rps", str(BUDGET), "--pacing", "0.05", "--concurrency", str(CONCURRENCY),
-                   *RETRY_FAST, cwd=cwd, timeout=400)
+                   *politeness, *RETRY_FAST, cwd=cwd, timeout=400)
 
 
 @pytest.fixture(scope="module")
 def clean_database(tmp_path_factory: pytest.TempPathFactory, sim_data: SimData, simulator: SimulatorProcess,
-                   run_cli, database_content):
+                   run_cli, database_content, fast):
     work = tmp_path_factory.mktemp("clean")
-    result = _run(run_cli, simulator, _symbols(sim_data, 30), work / "out", work)
+    result = _run(run_cli, simulator, _symbols(sim_data, 30), work / "out", work, fast)
     assert result.returncode == 0, result.stderr
     return database_content(work / "out" / "nepse.db")
 
@@ -56,11 +58,11 @@ def test_faulty_server_and_expiring_tokens_lose_nothing(tmp_path: Path, sim_data
     assert stats["requests"] == client_requests + report["company_list_requests"]
 
 
-def test_an_always_failing_company_is_isolated(tmp_path: Path, sim_data: SimData, run_cli, sim_seed) -> None:
+def test_an_always_failing_company_is_isolated(tmp_path: Path, sim_data: SimData, run_cli, sim_seed, fast) -> None:
     symbols = _symbols(sim_data, 6)
     bad = next(c for c in sim_data.companies() if c["symbol"].strip() == symbols[2])
     with SimulatorProcess(SimConfig(seed=sim_seed, n_companies=120, fail_ids=frozenset({bad["id"]}))) as simulator:
-        result = _run(run_cli, simulator, symbols, tmp_path / "out", tmp_path)
+        result = _run(run_cli, simulator, symbols, tmp_path / "out", tmp_path, fast)
     assert result.returncode == 1, result.stderr
     report = json.loads(next((tmp_path / "out" / "runs").glob("*.json")).read_text())
     indices = report["types"].pop("indices")
