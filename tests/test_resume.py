@@ -12,7 +12,9 @@ import pytest
 
 from etl.simulator import SimData, SimulatorProcess
 
-SLOW = ["--max-rps", "6", "--pacing", "0.1"]
+# Slow enough that each kill lands mid-extract with seconds to spare (the ~86 requests of a run take ~7 s; the
+# signals come after 3 to 30 files), and no slower: the run killed under the pool goes on to its end at it.
+SLOW = ["--max-rps", "12", "--pacing", "0.1"]
 
 
 def _symbols(sim_data: SimData) -> list[str]:
