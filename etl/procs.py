@@ -6,6 +6,7 @@ import contextlib
 import ctypes
 import functools
 import signal
+import threading
 from collections.abc import Iterator
 
 _PR_SET_PDEATHSIG = 1
@@ -44,6 +45,27 @@ def children_start_deaf_to_ctrl_c() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def ctrl_c_deferred() -> Iterator[None]:
+    """A Ctrl-C or SIGTERM arriving inside is held until the block ends, then delivered as usual: for an
+    exchange with a child that must not be cut in half, such as a question read but not yet answered. (Python
+    runs signal handlers in the main thread only, whichever thread the signal reached: in another thread there
+    is nothing to hold.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {signum: signal.signal(signum, lambda signum, frame: held.append(signum))
+                for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if held:
+            signal.raise_signal(held[0])
 
 
 def ignore_ctrl_c() -> None:

@@ -28,6 +28,7 @@ from loguru import logger
 
 from etl import api
 from etl.failures import FetchError
+from etl.procs import ctrl_c_deferred
 
 # wasmtime is imported where a module is loaded: only the parent loads one (the extract processes ask it).
 if TYPE_CHECKING:
@@ -194,22 +195,27 @@ class PositionsServer:
         return list(self._pipes)
 
     def answer(self, ready: Sequence[Any]) -> None:
-        """Answer each pipe in `ready` that has a question; forget those whose process has gone."""
+        """Answer each pipe in `ready` that has a question; forget those whose process has gone. A Ctrl-C waits
+        for the answer to be sent: a question read and left unanswered would hang its process for good."""
         for pipe in [pipe for pipe in self._pipes if pipe in ready]:
-            try:
-                salts = pipe.recv()
-            except (EOFError, OSError):
-                self._drop(pipe)
-                continue
-            assert self._source is not None
-            try:
-                answer: Any = self._source(dict(zip(_SALT_NAMES, salts, strict=True)))
-            except ValueError as exc:
-                answer = str(exc)
-            try:
-                pipe.send(answer)
-            except OSError:
-                self._drop(pipe)
+            with ctrl_c_deferred():
+                self._answer_one(pipe)
+
+    def _answer_one(self, pipe: Connection) -> None:
+        try:
+            salts = pipe.recv()
+        except (EOFError, OSError):
+            self._drop(pipe)
+            return
+        assert self._source is not None
+        try:
+            answer: Any = self._source(dict(zip(_SALT_NAMES, salts, strict=True)))
+        except ValueError as exc:
+            answer = str(exc)
+        try:
+            pipe.send(answer)
+        except OSError:
+            self._drop(pipe)
 
     def _drop(self, pipe: Connection) -> None:
         pipe.close()

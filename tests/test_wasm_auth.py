@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import os
 import random
+import signal
 import subprocess
 import sys
 import threading
@@ -222,6 +224,35 @@ def test_a_module_that_fails_in_the_parent_fails_alike_in_the_process_that_asked
     child_scheme.server.close()
     thread.join(5)
     assert not thread.is_alive()
+
+
+def test_a_ctrl_c_while_a_question_is_answered_waits_for_the_answer_to_be_sent(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parent reads a question, then a Ctrl-C lands: the child still gets its answer (it would otherwise
+    wait for it for ever), and the parent's KeyboardInterrupt comes right after."""
+    module = css_wasm.build(ROTATED)
+    salts = _salts(random.Random(7))
+    run_module = WasmPositions.__call__
+
+    def interrupted(self: WasmPositions, body: Any) -> Any:
+        os.kill(os.getpid(), signal.SIGINT)
+        return run_module(self, body)
+
+    monkeypatch.setattr(WasmPositions, "__call__", interrupted)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    server = PositionsServer(multiprocessing.get_context("spawn"), _scheme(tmp_path, module))
+    child_scheme = server.scheme_for_child()
+    answers: list[Any] = []
+    asking = threading.Thread(target=lambda: answers.append(child_scheme.positions()(salts)), daemon=True)
+    asking.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            server.answer(wait(server.pipes, 10))
+        asking.join(10)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        server.close()
+    assert answers == [run_module(WasmPositions(module), salts)]
 
 
 def test_with_the_formula_there_is_nothing_to_ask(tmp_path: Path) -> None:
