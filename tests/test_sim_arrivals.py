@@ -41,6 +41,7 @@ def test_a_read_long_after_the_bytes_came_keeps_when_they_came() -> None:
             assert connection.recv(1024) == b"GET / HTTP/1.1\r\n\r\n"
             arrived = clock.arrival(connection.fileno())
             assert arrived is not None and sent - 0.01 <= arrived < sent + LATE_S / 3
+            assert clock.arrival(connection.fileno()) is None  # one stamp, one request
             fd = connection.fileno()
         assert clock.arrival(fd) is None  # a closed connection's stamp is forgotten
 

@@ -50,8 +50,10 @@ class ArrivalClock:
         return sock
 
     def arrival(self, fd: int) -> float | None:
-        """When the latest bytes on connection `fd` arrived (None: not known, stamp it yourself)."""
-        return self.latest.get(fd) if self.kernel else None
+        """When the latest bytes on connection `fd` arrived (None: not known, stamp it yourself). Each stamp is
+        handed out once: a later request on the connection whose read brought none is not counted at the time
+        of the one before it."""
+        return self.latest.pop(fd, None) if self.kernel else None
 
 
 def _ask_for_stamps(sock: socket.socket) -> bool:
