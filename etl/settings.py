@@ -244,7 +244,9 @@ SPECS: tuple[SettingSpec, ...] = (
     SettingSpec("db_busy_timeout", parse_non_negative_float, "seconds the load waits for another program's "
                 "write lock on nepse.db before giving up (the raw zone is kept: --load-only finishes later)",
                 "limits", metavar="S"),
-    SettingSpec("start_method", parse_start_method, "multiprocessing start method", "limits", metavar="METHOD"),
+    SettingSpec("start_method", parse_start_method,
+                "multiprocessing start method: spawn, fork or forkserver (one process loads the extract's modules "
+                "once and forks the others from it: less CPU at start)", "limits", metavar="METHOD"),
     SettingSpec("demo_seed", parse_positive_int, "seed of the simulator started by --demo", "limits", metavar="N"),
     SettingSpec("demo_companies", parse_positive_int, "companies in the --demo simulator", "limits", metavar="N"),
     # Output
