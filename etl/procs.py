@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import multiprocessing
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -32,6 +34,22 @@ def die_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):
         pass  # not Linux: the run's own cleanup still stops its children on a normal exit
+    _let_the_fork_server_see_the_run_end()
+
+
+def _let_the_fork_server_see_the_run_end() -> None:
+    """Under forkserver this process's parent is the fork server, which exits once every copy of the run's
+    'alive' pipe is closed; each child it forks is handed a copy (to start children of its own, which ours never
+    do). Kept open, it held the fork server, and so every child, alive after the run was SIGKILLed."""
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    descriptor = getattr(server, "_forkserver_alive_fd", None)
+    if descriptor is None or multiprocessing.parent_process() is None:
+        return  # not a child, or not forked by a fork server
+    with contextlib.suppress(OSError):
+        os.close(descriptor)
+    server._forkserver_alive_fd = None  # type: ignore[union-attr]
 
 
 @contextlib.contextmanager

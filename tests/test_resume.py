@@ -76,6 +76,22 @@ def test_sigkill_mid_extract_then_rerun_resumes(tmp_path: Path, simulator: Simul
     assert not list(output.rglob("*.tmp"))
 
 
+def test_a_sigkilled_run_under_a_fork_server_leaves_no_process_behind(tmp_path: Path, simulator: SimulatorProcess,
+                                                                        sim_data: SimData, start_cli) -> None:
+    """The fork server exits once the run is gone, and its children with it (each drops its copy of the run's
+    'alive' pipe, which kept the server, the log manager and every type's process running before)."""
+    output = tmp_path / "out"
+    process = start_cli(*_args(simulator, _symbols(sim_data), output), *SLOW, "--start-method", "forkserver",
+                        cwd=tmp_path)
+    _wait_for_files(output, 3)
+    children = psutil.Process(process.pid).children(recursive=True)
+    assert any("forkserver" in " ".join(child.cmdline()) for child in children)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=30)  # no survivor holds the run's stdout open
+    _gone, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, [p.cmdline() for p in alive]
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_sigint_stops_cleanly_with_130_and_a_summary(tmp_path: Path, simulator: SimulatorProcess,
                                                      sim_data: SimData, reference, signum: int, run_cli, fast,
