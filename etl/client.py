@@ -239,9 +239,11 @@ class NepseClient:
             if self._stop_check():
                 raise StopRequested()
             left = deadline - loop.time()
-            if left <= 0:
-                return
-            await asyncio.sleep(min(left, STOP_POLL_S))
+            await asyncio.sleep(min(max(left, 0.0), STOP_POLL_S))  # always yields, as asyncio.sleep does
+            if left <= STOP_POLL_S:
+                break
+        if self._stop_check():
+            raise StopRequested()
 
     # ---- the token: taken once the budget slot is granted, just before sending
 
