@@ -262,8 +262,11 @@ class NepseClient:
 
         A token that will be stale when the slot comes (or turns out stale when it does) is renewed
         in a slot of its own with the request's slot reserved right behind it, so that no wait falls
-        between the two: a long queue for the budget cannot outlive the token."""
-        if not self._token_stale(self._expected_wait) or self._renewing:
+        between the two: a long queue for the budget cannot outlive the token. While another request renews
+        it, this one waits for that token before it asks for a slot: a slot taken meanwhile would go unused."""
+        while self._renewing:
+            await self._renewed.wait()
+        if not self._token_stale(self._expected_wait):
             asked = time.monotonic()
             await self._slot()
             self._expected_wait = time.monotonic() - asked

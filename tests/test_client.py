@@ -267,3 +267,28 @@ def test_every_request_written_tells_the_budget_its_own_start(run_client, make_b
     run_client(server, spaced, make_budget(40, 5, 10), max_attempts=4)
     assert server.count(api.PROVE_PATH) >= 3 and len(told) == len(server.seen)
     assert None not in told and len(set(told)) == len(told) and set(told) <= set(granted)
+
+
+def test_requests_waiting_for_the_first_token_take_no_budget_slot_they_cannot_use(run_client, make_budget,
+                                                                                  monkeypatch: pytest.MonkeyPatch
+                                                                                  ) -> None:
+    """A type's process starts its requests together, before it holds a token: one proves it, the others wait
+    for it before they ask for a slot, so every slot the host gives goes to a request that is sent."""
+    granted: list[float] = []
+    try_start = HostLedger.try_start
+
+    def recording_try_start(ledger: HostLedger, now: float, count: int, window_s: float) -> float:
+        wait = try_start(ledger, now, count, window_s)
+        if wait == 0.0:
+            granted.append(now)
+        return wait
+
+    monkeypatch.setattr(HostLedger, "try_start", recording_try_start)
+    server = ExpiringTokens(lifetime=60)
+
+    async def five_at_once(client: NepseClient) -> list:
+        return await asyncio.gather(*[client.get_json("/api/nots/data") for _ in range(5)])
+
+    assert run_client(server, five_at_once, make_budget(40, 5, 10), concurrency=5) == [[1]] * 5
+    assert server.count(api.PROVE_PATH) == 1
+    assert len(granted) == len(server.seen) == 6
