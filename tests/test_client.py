@@ -241,12 +241,10 @@ def test_a_retry_after_beyond_the_cap_fails_the_request_with_the_servers_value(h
     assert server.count("/api/nots/later") == 1
 
 
-def test_every_request_written_tells_the_budget_its_own_start(run_client, make_budget,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    """The budget moves a start written late to when it was written (HostBudget.sent): each request must name
-    the start it was given, the renewal of a stale token its own slot of the pair and the request the other."""
+@pytest.fixture
+def granted_starts(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The times of the starts the host's ledger grants during the test, in order."""
     granted: list[float] = []
-    told: list[float | None] = []
     try_start = HostLedger.try_start
 
     def recording_try_start(ledger: HostLedger, now: float, count: int, window_s: float) -> float:
@@ -256,6 +254,14 @@ def test_every_request_written_tells_the_budget_its_own_start(run_client, make_b
         return wait
 
     monkeypatch.setattr(HostLedger, "try_start", recording_try_start)
+    return granted
+
+
+def test_every_request_written_tells_the_budget_its_own_start(run_client, make_budget, granted_starts: list[float],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The budget moves a start written late to when it was written (HostBudget.sent): each request must name
+    the start it was given, the renewal of a stale token its own slot of the pair and the request the other."""
+    told: list[float | None] = []
     monkeypatch.setattr(HostBudget, "sent", lambda budget, started: told.append(started))
     server = ExpiringTokens(lifetime=0.1)
 
@@ -266,24 +272,13 @@ def test_every_request_written_tells_the_budget_its_own_start(run_client, make_b
 
     run_client(server, spaced, make_budget(40, 5, 10), max_attempts=4)
     assert server.count(api.PROVE_PATH) >= 3 and len(told) == len(server.seen)
-    assert None not in told and len(set(told)) == len(told) and set(told) <= set(granted)
+    assert None not in told and len(set(told)) == len(told) and set(told) <= set(granted_starts)
 
 
 def test_requests_waiting_for_the_first_token_take_no_budget_slot_they_cannot_use(run_client, make_budget,
-                                                                                  monkeypatch: pytest.MonkeyPatch
-                                                                                  ) -> None:
+                                                                                  granted_starts: list[float]) -> None:
     """A type's process starts its requests together, before it holds a token: one proves it, the others wait
     for it before they ask for a slot, so every slot the host gives goes to a request that is sent."""
-    granted: list[float] = []
-    try_start = HostLedger.try_start
-
-    def recording_try_start(ledger: HostLedger, now: float, count: int, window_s: float) -> float:
-        wait = try_start(ledger, now, count, window_s)
-        if wait == 0.0:
-            granted.append(now)
-        return wait
-
-    monkeypatch.setattr(HostLedger, "try_start", recording_try_start)
     server = ExpiringTokens(lifetime=60)
 
     async def five_at_once(client: NepseClient) -> list:
@@ -291,4 +286,4 @@ def test_requests_waiting_for_the_first_token_take_no_budget_slot_they_cannot_us
 
     assert run_client(server, five_at_once, make_budget(40, 5, 10), concurrency=5) == [[1]] * 5
     assert server.count(api.PROVE_PATH) == 1
-    assert len(granted) == len(server.seen) == 6
+    assert len(granted_starts) == len(server.seen) == 6
