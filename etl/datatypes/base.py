@@ -462,6 +462,22 @@ def iso_date_column(array: pa.Array) -> pa.Array | None:
     return array
 
 
+def daily_history_table(records: Any, trades_key: str, floats: dict[str, str], constants: dict[str, pa.Scalar],
+                        schema: pa.Schema) -> pa.Table | None:
+    """A clean page of a daily history (prices, indices) as a table, a column at a time: `businessDate`, the
+    trade count under `trades_key`, the float columns named by `floats` (column: source key), and `constants`
+    repeated on every row. None when some value needs the row parser's checks."""
+    source = source_columns(records, ["businessDate", trades_key, *floats.values()])
+    if source is None:
+        return None
+    columns = {"business_date": iso_date_column(source["businessDate"]), "trades": int_column(source[trades_key])}
+    columns.update((name, float_column(source[key])) for name, key in floats.items())
+    if any(column is None for column in columns.values()):
+        return None
+    columns.update((name, pa.repeat(value, len(records))) for name, value in constants.items())
+    return pa.Table.from_arrays([columns[name] for name in schema.names], schema=schema)
+
+
 # Contract checks build Polars expressions, which only the load stage evaluates: polars is imported
 # there, so that the extract processes (one per type) never load it.
 

@@ -23,17 +23,14 @@ from etl.datatypes.base import (
     Scope,
     below,
     clean_text,
+    daily_history_table,
     fetch_daily_history,
     first_reason,
-    float_column,
-    int_column,
-    iso_date_column,
     missing,
     negative,
     outside,
     parse_each,
     required,
-    source_columns,
     to_float,
     to_int,
     to_iso_date,
@@ -125,19 +122,9 @@ def parse(records: Any, index: Index) -> list[Row]:
 
 def parse_columns(records: Any, index: Index) -> pa.Table | None:
     """`parse` for a clean page, a column at a time (None: some value needs `parse`'s row-by-row checks)."""
-    source = source_columns(records, ["businessDate", "totalTransaction", *_NUMBERS.values()])
-    if source is None:
-        return None
-    columns = {"business_date": iso_date_column(source["businessDate"]),
-               "trades": int_column(source["totalTransaction"])}
-    columns.update((name, float_column(source[key])) for name, key in _NUMBERS.items())
-    if any(column is None for column in columns.values()):
-        return None
-    rows = len(records)
-    columns["index_id"] = pa.repeat(pa.scalar(index.id, pa.int64()), rows)
-    columns["index_code"] = pa.repeat(pa.scalar(index.code, pa.string()), rows)
-    columns["index_name"] = pa.repeat(pa.scalar(index.name or None, pa.string()), rows)
-    return pa.Table.from_arrays([columns[name] for name in SCHEMA.names], schema=SCHEMA)
+    constants = {"index_id": pa.scalar(index.id, pa.int64()), "index_code": pa.scalar(index.code, pa.string()),
+                 "index_name": pa.scalar(index.name or None, pa.string())}
+    return daily_history_table(records, "totalTransaction", _NUMBERS, constants, SCHEMA)
 
 
 def contract() -> pl.Expr:

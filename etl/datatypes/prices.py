@@ -17,17 +17,14 @@ from etl.datatypes.base import (
     Rule,
     any_of,
     below,
+    daily_history_table,
     fetch_daily_history,
     first_reason,
-    float_column,
-    int_column,
-    iso_date_column,
     missing,
     negative,
     outside,
     parse_each,
     required,
-    source_columns,
     to_float,
     to_int,
     to_iso_date,
@@ -80,17 +77,8 @@ _FLOATS = {"close": "closePrice", "high": "highPrice", "low": "lowPrice", "volum
 
 def parse_columns(records: Any, company: Company) -> pa.Table | None:
     """`parse` for a clean page, a column at a time (None: some value needs `parse`'s row-by-row checks)."""
-    source = source_columns(records, ["businessDate", "totalTrades", *_FLOATS.values()])
-    if source is None:
-        return None
-    columns = {"business_date": iso_date_column(source["businessDate"]), "trades": int_column(source["totalTrades"])}
-    columns.update((name, float_column(source[key])) for name, key in _FLOATS.items())
-    if any(column is None for column in columns.values()):
-        return None
-    rows = len(records)
-    columns["symbol"] = pa.repeat(pa.scalar(company.symbol), rows)
-    columns["security_id"] = pa.repeat(pa.scalar(company.security_id, pa.int64()), rows)
-    return pa.Table.from_arrays([columns[name] for name in SCHEMA.names], schema=SCHEMA)
+    constants = {"symbol": pa.scalar(company.symbol), "security_id": pa.scalar(company.security_id, pa.int64())}
+    return daily_history_table(records, "totalTrades", _FLOATS, constants, SCHEMA)
 
 
 def contract() -> pl.Expr:
