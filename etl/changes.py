@@ -7,6 +7,7 @@ replacing it (a small file, already at hand for the incremental merge), so a dai
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -62,7 +63,15 @@ def compare(previous: pa.Table | None, fresh: pa.Table, data_type: DataType, key
 
 
 def _values(row: Row, columns: list[str]) -> tuple:
-    return tuple(row.get(column) for column in columns)
+    return tuple(_comparable(row.get(column)) for column in columns)
+
+
+def _comparable(value: Any) -> Any:
+    """The value, with a NaN (which equals nothing, itself included) as a marker that equals itself."""
+    return _NAN if isinstance(value, float) and math.isnan(value) else value
+
+
+_NAN = ("NaN",)
 
 
 UNITS = ("company or index", "companies or indices")

@@ -23,6 +23,15 @@ IssueRow = tuple[str, str, str | None]  # (key, rule, detail)
 DUPLICATE_DIFFERS = "duplicate_differs"
 DUPLICATE_DIFFERS_WHY = "the same key published more than once in one answer, with different values"
 
+# A rule of every number column, checked by the loader: the source sent NaN or an infinity (JSON's NaN and
+# Infinity literals, which Python's json reads). The row is stored with that column NULL.
+NOT_FINITE_SUFFIX = "_not_finite"
+
+
+def not_finite_rule(column: str) -> str:
+    """The rule flagging a NaN or infinite `column`: 'close_not_finite'."""
+    return f"{column}{NOT_FINITE_SUFFIX}"
+
 
 def key_text(values: Sequence[Any]) -> str:
     return KEY_SEPARATOR.join(str(value) for value in values)

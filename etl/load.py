@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from loguru import logger
 
-from etl.datatypes.base import FETCHED_AT, REJECT_REASON, DataType, any_of
+from etl.datatypes.base import FETCHED_AT, REJECT_REASON, DataType, any_of, values_text
 from etl.diskspace import disk_full_message
 from etl.errors import DatabaseNotUsable
 from etl.issues import (
@@ -34,6 +34,7 @@ from etl.issues import (
     ensure_issues_table,
     key_expr,
     key_text,
+    not_finite_rule,
     record_issues,
 )
 from etl.rawzone import SCHEMA_VERSION, RawZone, partition_symbol, read_meta
@@ -389,12 +390,34 @@ def _conflicting_copies(passed: pl.DataFrame, data_type: DataType) -> pl.DataFra
     for key_values, copies in repeated.group_by(key, maintain_order=True):
         records = copies.select(values).to_dicts()
         stored = records[-1]
-        others = [record for index, record in enumerate(records) if record != stored and record not in records[:index]]
+        texts = [json.dumps(record, default=str) for record in records]  # as text, a NaN equals itself
+        others = [record for index, (record, text) in enumerate(zip(records, texts, strict=True))
+                  if text != texts[-1] and text not in texts[:index]]
         if others:
             detail = (f"{len(others) + 1} different copies in one answer; stored "
                       f"{json.dumps(stored, default=str)}; not stored: {json.dumps(others, default=str)}")
             issues.append((key_text(key_values), DUPLICATE_DIFFERS, detail))
     return pl.DataFrame(issues, schema=_ISSUE_SCHEMA, orient="row")
+
+
+def _float_columns(data_type: DataType) -> list[str]:
+    return [item.name for item in data_type.schema if pa.types.is_floating(item.type)]
+
+
+def _without_non_finite(good: pl.DataFrame, keys: pl.Series,
+                        data_type: DataType) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The rows with every NaN and infinity made NULL, and an issue for each such value. SQLite has no NaN (it
+    would store one as NULL without a word) and the plausibility rules would compare it as a number."""
+    columns = _float_columns(data_type)
+    odd = {column: pl.col(column).is_nan() | pl.col(column).is_infinite() for column in columns}
+    if not columns or good.is_empty() or not good.select(any_of(list(odd.values())).any()).item():
+        return good, _no_issues()
+    checks = [pl.when(check).then(values_text(column)).alias(not_finite_rule(column)) for column, check in odd.items()]
+    wide = good.select(keys.alias("key"), *checks).filter(pl.any_horizontal(pl.exclude("key").is_not_null()))
+    issues = wide.unpivot(index="key", variable_name="rule", value_name="detail").drop_nulls("detail")
+    cleaned = good.with_columns(pl.when(check).then(None).otherwise(pl.col(column)).alias(column)
+                                for column, check in odd.items())
+    return cleaned, issues.select(list(_ISSUE_SCHEMA))
 
 
 def _flag(good: pl.DataFrame, keys: pl.Series, data_type: DataType) -> pl.DataFrame:
@@ -447,7 +470,8 @@ def _record_flags(connection: sqlite3.Connection, data_type: DataType, keys: pl.
     for rule, times in issues.group_by("rule").len().iter_rows():
         counts.flagged_by_rule[rule] = counts.flagged_by_rule.get(rule, 0) + times
     counts.issues_new += record_issues(connection, data_type.name, issues.iter_rows())
-    rules = [rule.name for rule in data_type.rules] + [DUPLICATE_DIFFERS]
+    rules = ([rule.name for rule in data_type.rules] + [DUPLICATE_DIFFERS]
+             + [not_finite_rule(column) for column in _float_columns(data_type)])
     clear_resolved(connection, data_type.name, rules, keys, set(issues.select("key", "rule").iter_rows()))
 
 
@@ -476,9 +500,11 @@ def load_type(connection: sqlite3.Connection, data_type: DataType, zone: RawZone
                 good = data_type.before_upsert(connection, good)
             counts.quarantined += bad.height
             _write_quarantine(connection, data_type, bad, origins)
-            _upsert(connection, data_type, good, counts)
             keys = good.select(key_expr(data_type.natural_key)).to_series()
-            _record_flags(connection, data_type, keys, pl.concat([_flag(good, keys, data_type), conflicts]), counts)
+            good, not_finite = _without_non_finite(good, keys, data_type)
+            _upsert(connection, data_type, good, counts)
+            issues = pl.concat([not_finite, _flag(good, keys, data_type), conflicts])
+            _record_flags(connection, data_type, keys, issues, counts)
         connection.execute("COMMIT")
     except BaseException:
         _roll_back(connection)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import polars as pl
+import pyarrow as pa
+
 from etl.datatypes import REGISTRY
 from etl.datatypes.base import Company, rows_to_table
 from etl.rawzone import RawZone
@@ -21,3 +24,8 @@ def price(day: int, close: float = 100.0, high: float = 101.0, low: float = 99.0
 def write_prices(zone: RawZone, symbol: str, records: list[dict], fetched_at: str = FETCHED) -> Path:
     rows = PRICES.parse(records, Company(1, symbol))
     return zone.write(zone.partition_path("prices", symbol), rows_to_table(rows, PRICES, fetched_at), {})
+
+
+def same_table(left: pa.Table, right: pa.Table) -> bool:
+    """`Table.equals`, except that a NaN equals a NaN (the raw zone keeps NaN as the source sent it)."""
+    return left.schema.equals(right.schema) and pl.from_arrow(left).equals(pl.from_arrow(right))

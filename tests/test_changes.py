@@ -34,6 +34,13 @@ def test_new_and_revised_rows_are_told_apart_from_unchanged_ones() -> None:
     assert compare(None, fresh, PRICES, "ADBL") is None  # a first fetch has nothing to compare with
 
 
+def test_a_day_fetched_again_with_the_same_nan_is_not_revised() -> None:
+    day = {"business_date": "2026-11-25", "close": float("nan"), "high": float("inf")}
+    assert compare(_table(PRICES, [day]), _table(PRICES, [dict(day)]), PRICES, "ADBL") is None
+    change = compare(_table(PRICES, [day]), _table(PRICES, [{**day, "close": 500.0}]), PRICES, "ADBL")
+    assert change is not None and change.revised == 1
+
+
 def test_a_new_dividend_is_named_by_its_fiscal_year() -> None:
     old = _table(DIVIDENDS, [{"dividend_id": 1, "fiscal_year": "2081/82", "cash_pct": 10.0}])
     fresh = _table(DIVIDENDS, [{"dividend_id": 1, "fiscal_year": "2081/82", "cash_pct": 10.0},

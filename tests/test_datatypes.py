@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,7 @@ import pytest
 from etl.datatypes import REGISTRY
 from etl.datatypes.base import REJECT_REASON, Company, clean_text, fiscal_year, to_float
 from etl.datatypes.securities import SECURITIES, active_companies
+from tests.raw_prices import same_table
 
 NABIL = Company(131, "NABIL")
 
@@ -152,8 +155,8 @@ def test_price_pages_in_columns_match_the_row_parser_whatever_a_page_holds(odd: 
     row_by_row = rows_to_table(PRICES.parse(clean + odd_page, NABIL), PRICES, "t")
     pages = Pages(PRICES.page_converter(NABIL)(page) for page in (clean, odd_page))
     assert parse_columns(clean, NABIL) is not None  # the clean page took the columnar path
-    assert PRICES.to_table(pages, NABIL, "t").equals(row_by_row)
-    assert PRICES.to_table(clean + odd_page, NABIL, "t").equals(row_by_row)
+    assert same_table(PRICES.to_table(pages, NABIL, "t"), row_by_row)
+    assert same_table(PRICES.to_table(clean + odd_page, NABIL, "t"), row_by_row)
 
 
 def test_a_price_record_without_a_key_is_a_null_in_columns_as_in_the_row_parser() -> None:
@@ -173,6 +176,37 @@ def test_a_price_page_that_is_not_a_list_of_objects_goes_to_the_row_parser() -> 
     table = PRICES.to_table([_price("2026-01-01"), "junk"], NABIL, "t")
     assert table.column(REJECT_REASON).to_pylist() == [None, 'record is a str, not an object: "junk"']
 
+
+# JSON's NaN and Infinity literals, which Python's json reads (orjson refuses them and the client falls back)
+NOT_FINITE = json.loads('{"nan": NaN, "inf": Infinity, "minus_inf": -Infinity}')
+
+
+@pytest.mark.parametrize("as_columns", [True, False], ids=["columns", "row-parser"])
+def test_a_price_that_is_not_finite_is_kept_for_the_load_to_store_as_null_and_flag(as_columns: bool) -> None:
+    """The row has a key and its other fields are good: it is not a parse problem (not quarantined)."""
+    from etl.datatypes.base import rows_to_table
+
+    prices = REGISTRY["prices"]
+    records = [{**_price("2026-01-05"), "closePrice": NOT_FINITE["nan"], "highPrice": NOT_FINITE["inf"],
+                "lowPrice": NOT_FINITE["minus_inf"]}, {**_price("2026-01-04"), "closePrice": "NaN"}]
+    table = (prices.to_table(records, NABIL, "t") if as_columns
+             else rows_to_table(prices.parse(records, NABIL), prices, "t"))
+    assert table.column(REJECT_REASON).to_pylist() == [None, None]
+    close, high, low = (table.column(name).to_pylist() for name in ("close", "high", "low"))
+    assert math.isnan(close[0]) and high[0] == math.inf and low[0] == -math.inf
+    assert math.isnan(close[1]) and (high[1], low[1]) == (257.0, 252.2)
+
+
+def test_a_price_given_as_a_numeric_string_is_read() -> None:
+    record = {**_price("2026-01-05"), "closePrice": "1,234.5", "highPrice": " 1,240 ", "lowPrice": " 12 "}
+    [row] = REGISTRY["prices"].parse([record], NABIL)
+    assert (row["close"], row["high"], row["low"], row.get(REJECT_REASON)) == (1234.5, 1240.0, 12.0, None)
+
+
+def test_a_trade_count_that_is_not_finite_cannot_be_stored_and_says_so() -> None:
+    """trades is an integer column: NaN has no place in it, so that row alone is quarantined with its reason."""
+    [row] = REGISTRY["prices"].parse([{**_price("2026-01-05"), "totalTrades": NOT_FINITE["nan"]}], NABIL)
+    assert row[REJECT_REASON].startswith("totalTrades nan is not a finite number in record")
 
 
 def test_two_active_ids_for_one_symbol_fetch_only_the_most_recent_listing() -> None:

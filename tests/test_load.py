@@ -183,6 +183,27 @@ def test_a_corrected_row_loses_its_issue_and_first_seen_is_kept(tmp_path: Path) 
         ("AAA|2026-10-02", "close_outside_range", "close 130.0, low 99.0, high 101.0", "2026-01-01T00:00:00Z")]
 
 
+def test_a_price_that_is_not_finite_is_stored_as_null_and_flagged_not_quarantined(tmp_path: Path) -> None:
+    zone = RawZone(tmp_path)
+    odd = json.loads('[{"closePrice": NaN}, {"highPrice": Infinity, "lowPrice": -Infinity}]')
+    # the first day twice in one answer, the same NaN in both copies: no duplicate_differs
+    write_prices(zone, "AAA", [{**price(1), **odd[0]}, {**price(1), **odd[0]}, {**price(2), **odd[1]}, price(3)])
+    counts = load(tmp_path, zone)
+    assert (counts.new, counts.quarantined, counts.flagged) == (3, 0, 2)
+    db = sqlite3.connect(tmp_path / "nepse.db")
+    assert db.execute("SELECT business_date, close, high, low, volume FROM prices ORDER BY 1").fetchall() == [
+        ("2026-10-01", None, 101.0, 99.0, 10.0), ("2026-10-02", 100.0, None, None, 10.0),
+        ("2026-10-03", 100.0, 101.0, 99.0, 10.0)]
+    # no high_below_low or close_outside_range from a NaN compared as a number; no_close says the day has none
+    assert db.execute("SELECT key, rule, detail FROM data_issues ORDER BY 1, 2").fetchall() == [
+        ("AAA|2026-10-01", "close_not_finite", "close NaN"), ("AAA|2026-10-01", "no_close", "close null, volume 10.0"),
+        ("AAA|2026-10-02", "high_not_finite", "high inf"), ("AAA|2026-10-02", "low_not_finite", "low -inf")]
+    again = load(tmp_path, zone)
+    assert (again.unchanged, again.issues_new, again.flagged) == (3, 0, 2)
+    write_prices(zone, "AAA", [price(1), price(2), price(3)], "2026-11-02T00:00:00+00:00")  # the source corrected it
+    assert load(tmp_path, zone).flagged == 0 and issues(tmp_path) == set()
+
+
 def test_a_value_that_does_not_cast_is_quarantined_not_fatal(tmp_path: Path) -> None:
     """A file written by something else, with close as text: good rows load, the bad one is kept aside."""
     zone = RawZone(tmp_path)

@@ -270,7 +270,9 @@ def clean_text(value: Any) -> str | None:
 
 
 def to_float(value: Any, field_name: str) -> float | None:
-    """Numbers arrive as numbers or strings (sometimes with thousands separators)."""
+    """Numbers arrive as numbers or strings (sometimes with thousands separators). NaN and the infinities
+    (JSON's NaN/Infinity literals, or such a string) are returned as they came: the row has a key and may
+    have other good values, so the load stores it with this value NULL and flags it (`<column>_not_finite`)."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, bool):
@@ -282,8 +284,6 @@ def to_float(value: Any, field_name: str) -> float | None:
             number = float(str(value).replace(",", "").strip().removesuffix("%"))
         except ValueError:
             raise ParseProblem(f"{field_name} {value!r} is not a number") from None
-    if not math.isfinite(number):
-        raise ParseProblem(f"{field_name} {value!r} is not a finite number")
     return number
 
 
@@ -291,6 +291,8 @@ def to_int(value: Any, field_name: str) -> int | None:
     number = to_float(value, field_name)
     if number is None:
         return None
+    if not math.isfinite(number):  # an integer column cannot hold it, and a NULL would not say why
+        raise ParseProblem(f"{field_name} {value!r} is not a finite number")
     if not number.is_integer():
         raise ParseProblem(f"{field_name} {value!r} is not a whole number")
     if abs(number) > INT64_MAX:
@@ -381,7 +383,7 @@ def parse_each(records: Iterable[Any], parse_one: Callable[[dict], Row | None], 
 # ---- the columnar fast path: whole columns checked with Arrow compute instead of a function per row.
 # pyarrow.compute is imported where it is used: it costs ~10 MB, and only prices' and indices' processes need it.
 # Each returns None when a value is anything the row parser would treat specially (a string number, a
-# bool, NaN, a date with a time or padding it has to clean): the page then goes through `parse`, which
+# bool, a NaN trade count, a date with a time or padding it has to clean): the page then goes through `parse`, which
 # keeps every per-row check and message.
 
 
@@ -418,13 +420,10 @@ def source_columns(records: Any, keys: Iterable[str]) -> dict[str, pa.Array] | N
 
 
 def float_column(array: pa.Array) -> pa.Array | None:
-    import pyarrow.compute as pc
-
     if pa.types.is_null(array.type):
         return pa.nulls(len(array), pa.float64())
     if pa.types.is_floating(array.type):
-        # NaN and infinities go to the row parser (is_finite is false for them, null for a null)
-        return array.cast(pa.float64()) if pc.is_finite(array).false_count == 0 else None
+        return array.cast(pa.float64())  # NaN and infinities kept, as `to_float` keeps them
     if not pa.types.is_integer(array.type):
         return None
     try:
@@ -439,7 +438,8 @@ def int_column(array: pa.Array) -> pa.Array | None:
     if pa.types.is_null(array.type) or pa.types.is_integer(array.type):
         return array.cast(pa.int64())
     numbers = float_column(array)
-    if numbers is None or pc.any(pc.not_equal(pc.floor(numbers), numbers)).as_py():
+    # a NaN or an infinity (is_finite false; null for a null) is no integer: the row parser says so
+    if numbers is None or pc.is_finite(numbers).false_count or pc.any(pc.not_equal(pc.floor(numbers), numbers)).as_py():
         return None
     return numbers.cast(pa.int64())
 
