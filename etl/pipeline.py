@@ -168,9 +168,9 @@ def list_units(context: RunContext, budget: HostBudget, scopes: list[Scope]) -> 
 
 def _listing_problem(context: RunContext, scope: Scope, error: FetchError) -> str:
     host = context.settings.base_url
-    fallback = context.token_scheme.reason
-    if error.refused_auth and fallback:
-        return (f"cannot authenticate with {host}: {fallback}, so the built-in token formula was used, and every "
+    scheme = context.token_scheme
+    if error.refused_auth and scheme.reason:
+        return (f"cannot authenticate with {host}: {scheme.reason}, so {scheme.stand_in} was used, and every "
                 f"token it cleaned was refused (HTTP {error.status}, {error.attempts} attempts); NEPSE has likely "
                 "changed how it scrambles tokens: re-run when css.wasm can be fetched")
     return f"cannot get the {scope.list_name} from {host}: {error.describe()}; {advice_for(error.outcome)}"

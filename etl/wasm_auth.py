@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 
 from etl import api
+from etl.events import count_noun
 from etl.failures import FetchError
 from etl.procs import ctrl_c_deferred
 
@@ -128,16 +130,23 @@ def first_disagreement(source: WasmPositions, samples: int = _SAMPLE_SIZE) -> di
 
 @dataclass(frozen=True)
 class TokenScheme:
-    """What this run cleans tokens with: the cached module, or the built-in formula and why."""
+    """What this run cleans tokens with: the site's module (cached), or in its place a module an earlier run
+    cached or the built-in formula, and why."""
 
     wasm_path: Path | None
-    reason: str = ""  # why the formula is used, for the lines that report a failed authentication
+    reason: str = ""  # why the site's module is not used, for the lines that report a failed authentication
     server: Connection | None = None  # in an extract process: the pipe to the parent that runs the module
+    cached_age: str = ""  # with a reason and a module: how long ago the site last served that module
+
+    @property
+    def stand_in(self) -> str:
+        """What cleans tokens in place of the site's module (when `reason` says why it is not used)."""
+        return f"the css.wasm cached {self.cached_age} ago" if self.wasm_path else "the built-in token formula"
 
     @property
     def auth_hint(self) -> str:
         """Added to a request's final authentication failure: the likely cause."""
-        return "tokens refused: css.wasm unavailable, the built-in formula was used" if self.reason else ""
+        return f"tokens refused: css.wasm unavailable, {self.stand_in} was used" if self.reason else ""
 
     def positions(self) -> api.PositionSource:
         """The position source for a client of this run (the extract processes call this too)."""
@@ -239,9 +248,10 @@ async def prepare(client: NepseClient, output: Path) -> TokenScheme:
         disagreement = first_disagreement(source)
     except FetchError as error:
         return _fallback(f"css.wasm could not be fetched from {client.base_url}{api.CSS_WASM_PATH} "
-                         f"({error.describe()})")
+                         f"({error.describe()})", cache_dir(output))
     except (WasmUnusable, ValueError) as exc:
-        return _fallback(f"css.wasm from {client.base_url}{api.CSS_WASM_PATH} does not load ({exc})")
+        return _fallback(f"css.wasm from {client.base_url}{api.CSS_WASM_PATH} does not load ({exc})",
+                         cache_dir(output))
     path = _save(wasm, source.sha256, cache_dir(output))
     if disagreement is not None:
         logger.warning(f"css.wasm {source.sha256[:16]} places the token junk characters differently from the "
@@ -250,15 +260,49 @@ async def prepare(client: NepseClient, output: Path) -> TokenScheme:
     return TokenScheme(path)
 
 
-def _fallback(reason: str) -> TokenScheme:
-    logger.warning(f"{reason}: using the built-in token formula")
-    return TokenScheme(None, reason)
+def _fallback(reason: str, cache: Path) -> TokenScheme:
+    """The module an earlier run cached, newest first, when one still loads; else the built-in formula.
+    The site's scheme changes rarely, and its last module is a better guess than a formula written for an
+    older one."""
+    for path in _cached_newest_first(cache):
+        try:
+            source = WasmPositions(path.read_bytes())
+            first_disagreement(source)  # runs every export: a module that traps is passed over here
+        except (OSError, WasmUnusable, ValueError) as exc:
+            logger.debug(f"cached {path} passed over: {exc}")
+            continue
+        scheme = TokenScheme(path, reason, cached_age=_age(time.time() - path.stat().st_mtime))
+        logger.warning(f"{reason}: using {scheme.stand_in} ({source.sha256[:16]}, {path})")
+        return scheme
+    scheme = TokenScheme(None, reason)
+    logger.warning(f"{reason}: using {scheme.stand_in}")
+    return scheme
+
+
+def _cached_newest_first(cache: Path) -> list[Path]:
+    """The cached modules, the one the site served most recently first (`_save` dates each on every serve)."""
+    try:
+        dated = [(path.stat().st_mtime, path) for path in cache.glob("*.wasm") if path.is_file()]
+    except OSError:
+        return []
+    return [path for _, path in sorted(dated, reverse=True)]
+
+
+def _age(seconds: float) -> str:
+    """'3 days', '5 hours', '12 minutes'."""
+    for unit, length in (("day", 86_400), ("hour", 3_600)):
+        if seconds >= 2 * length:
+            return count_noun(int(seconds // length), unit)
+    return count_noun(max(int(seconds // 60), 0), "minute")
 
 
 def _save(wasm: bytes, digest: str, directory: Path) -> Path:
+    """Cache the module by content hash; a module already cached is dated anew (the site served it now)."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{digest}.wasm"
-    if not path.exists():
+    if path.exists():
+        path.touch()
+    else:
         partial = path.with_suffix(".wasm.tmp")
         partial.write_bytes(wasm)
         partial.replace(path)

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import wasmtime
 from aiohttp import web
+from loguru import logger
 
 from etl import api
 from etl.client import NepseClient
@@ -30,6 +31,7 @@ from etl.wasm_auth import (
     TokenScheme,
     WasmPositions,
     WasmUnusable,
+    cache_dir,
     first_disagreement,
     prepare,
 )
@@ -118,6 +120,67 @@ def test_a_module_that_cannot_be_used_falls_back_to_the_formula(tmp_path: Path, 
     assert scheme.positions() is api.formula_positions
     assert server.count(api.CSS_WASM_PATH) == 1  # too large is terminal: not fetched again
     assert not (tmp_path / "state").exists()
+
+
+DAY_S = 86_400
+
+
+def _cached(directory: Path, wasm: bytes, days_ago: float) -> Path:
+    """A module an earlier run cached, last served by the site `days_ago` days ago."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{hashlib.sha256(wasm).hexdigest()}.wasm"
+    path.write_bytes(wasm)
+    when = time.time() - days_ago * DAY_S
+    os.utime(path, (when, when))
+    return path
+
+
+def _prepare_logged(run_client, server: Server, output: Path) -> tuple[TokenScheme, list[str]]:
+    messages: list[str] = []
+    sink = logger.add(lambda message: messages.append(message.record["message"]), level="INFO")
+    try:
+        scheme = run_client(server, lambda client: prepare(client, output))
+    finally:
+        logger.remove(sink)
+    return scheme, [message for message in messages if "css.wasm" in message]
+
+
+def _serving(body: web.Response | None) -> Server:
+    server = Server()
+    server.app.router.add_get(api.CSS_WASM_PATH, handler(lambda r: body or web.Response(status=404, text="gone")))
+    return server
+
+
+def test_without_the_sites_module_the_newest_cached_one_that_loads_is_used_and_its_age_said_once(
+        tmp_path: Path, run_client) -> None:
+    cache = cache_dir(tmp_path)
+    _cached(cache, css_wasm.build(JUNK_POSITION_TABLE), days_ago=9)
+    newest_usable = _cached(cache, css_wasm.build(ROTATED), days_ago=3)
+    broken = cache / ("0" * 64 + ".wasm")
+    broken.write_bytes(b"<html>cut short</html>")  # the newest file, but not a module: passed over
+    scheme, notes = _prepare_logged(run_client, _serving(None), tmp_path)
+    assert scheme.wasm_path == newest_usable and "css.wasm could not be fetched" in scheme.reason
+    salts = _salts(random.Random(8))
+    assert scheme.positions()(salts) == WasmPositions(css_wasm.build(ROTATED))(salts) != api.formula_positions(salts)
+    assert len(notes) == 1 and "cached 3 days ago" in notes[0] and "HTTP 404" in notes[0], notes
+    assert FALLBACK_NOTE not in notes[0]
+    assert scheme.auth_hint == "tokens refused: css.wasm unavailable, the css.wasm cached 3 days ago was used"
+
+
+def test_without_the_sites_module_or_a_usable_cached_one_the_formula_is_used(tmp_path: Path, run_client) -> None:
+    (cache_dir(tmp_path) / "x.wasm").parent.mkdir(parents=True)
+    (cache_dir(tmp_path) / "x.wasm").write_bytes(b"\0asm broken")
+    scheme, notes = _prepare_logged(run_client, _serving(None), tmp_path)
+    assert scheme.wasm_path is None and scheme.positions() is api.formula_positions
+    assert len(notes) == 1 and FALLBACK_NOTE in notes[0]
+
+
+def test_a_module_the_site_serves_again_is_dated_anew_in_the_cache(tmp_path: Path, run_client) -> None:
+    path = _cached(cache_dir(tmp_path), css_wasm.build(ROTATED), days_ago=30)
+    served = web.Response(body=css_wasm.build(ROTATED), content_type="application/wasm")
+    scheme, _ = _prepare_logged(run_client, _serving(served), tmp_path)
+    assert scheme.wasm_path == path and not scheme.reason
+    assert time.time() - path.stat().st_mtime < 60  # its age, if the site later fails, counts from today
 
 
 @pytest.mark.parametrize(("scheme", "hint"), [
@@ -311,6 +374,15 @@ def test_without_the_wasm_todays_table_works_on_the_formula_and_says_so_once(tmp
     assert result.returncode == 0, result.stdout + result.stderr
     assert log.count(FALLBACK_NOTE) == 1  # the parent says it; the extract processes do not repeat it
     assert not (tmp_path / "out" / "state" / "css-wasm").exists()
+
+
+def test_without_the_wasm_a_rotated_table_works_on_a_cached_copy_and_says_so_once(tmp_path: Path, sim_seed, run_cli,
+                                                                                  fast) -> None:
+    _cached(cache_dir(tmp_path / "out"), css_wasm.build(ROTATED), days_ago=2)
+    result, log = _run(run_cli, fast, SimConfig(seed=sim_seed, n_companies=40, junk_table=ROTATED,
+                                                css_wasm_blocked=True), tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert log.count("using the css.wasm cached 2 days ago") == 1 and FALLBACK_NOTE not in log
 
 
 def test_todays_table_agrees_with_the_formula_without_a_warning(tmp_path: Path, sim_seed, run_cli, fast) -> None:
