@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from etl.settings import Settings
 
 
-# How soon a request waiting for its budget slot notices a stop (see NepseClient._sleep_unless_stopped).
+# How soon a request waiting for its budget slot notices a stop (see StopWatcher).
 STOP_POLL_S = 0.2
 
 
@@ -43,6 +43,58 @@ class _FreshRefusals:
 
 class StopRequested(Exception):
     """The run is being interrupted: start no new request."""
+
+
+def _wake(sleeper: asyncio.Future[None]) -> None:
+    if not sleeper.done():
+        sleeper.set_result(None)
+
+
+class StopWatcher:
+    """The run's stop flag, looked at by one task every STOP_POLL_S. The budget's waits for a start sleep on
+    futures it wakes at a stop: a request still waiting for its slot is dropped within STOP_POLL_S (it is not
+    in flight yet) rather than waiting out the queue to be sent (at 5 req/s, ten seconds of queue after a
+    Ctrl-C). One watcher instead of each waiting request waking every STOP_POLL_S to look at the flag itself:
+    with five waiting in each of five processes, that was 125 wake-ups a second."""
+
+    def __init__(self, stop_check: Callable[[], bool] | None) -> None:
+        self._stop_check = stop_check
+        self.stopped = False
+        self._sleepers: set[asyncio.Future[None]] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._stop_check is not None and self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._watch())
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    async def _watch(self) -> None:
+        assert self._stop_check is not None
+        while not self._stop_check():
+            await asyncio.sleep(STOP_POLL_S)
+        self.stopped = True
+        for sleeper in self._sleepers:
+            _wake(sleeper)
+
+    async def sleep(self, seconds: float) -> None:
+        """asyncio.sleep (it always yields), ended early by a stop, which it raises as StopRequested."""
+        if self.stopped:
+            raise StopRequested()
+        loop = asyncio.get_running_loop()
+        sleeper = loop.create_future()
+        timer = loop.call_later(max(seconds, 0.0), _wake, sleeper)
+        self._sleepers.add(sleeper)
+        try:
+            await sleeper
+        finally:
+            timer.cancel()
+            self._sleepers.discard(sleeper)
+        if self.stopped:
+            raise StopRequested()
 
 
 @dataclass
@@ -112,6 +164,7 @@ class NepseClient:
         self.policy = RetryPolicy(config.max_attempts, config.backoff_base, config.backoff_cap)
         self.stats = ClientStats()
         self._stop_check = stop_check or (lambda: False)
+        self._stop_watcher = StopWatcher(stop_check)
         self._on_rate_change = on_rate_change or _log_rate_change
         self._strain = StrainDetector()
         self._rng = random.Random(seed)
@@ -139,9 +192,11 @@ class NepseClient:
         # That resend would bypass the host budget and our retry table, so turn it off (no public switch).
         if hasattr(self._session, "_retry_connection"):
             self._session._retry_connection = False
+        self._stop_watcher.start()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        self._stop_watcher.close()
         if self._session is not None:
             await self._session.close()
 
@@ -229,22 +284,6 @@ class NepseClient:
                 self.stats.throttle_events += 1
                 self._on_rate_change(change)
 
-    async def _sleep_unless_stopped(self, seconds: float) -> None:
-        """The budget's waits for a start: once a stop is requested, a request still waiting for its slot is
-        dropped within STOP_POLL_S (it is not in flight yet), rather than waiting out the queue to be sent
-        (at 5 req/s, ten seconds of queue after a Ctrl-C)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
-        while True:
-            if self._stop_check():
-                raise StopRequested()
-            left = deadline - loop.time()
-            await asyncio.sleep(min(max(left, 0.0), STOP_POLL_S))  # always yields, as asyncio.sleep does
-            if left <= STOP_POLL_S:
-                break
-        if self._stop_check():
-            raise StopRequested()
-
     # ---- the token: taken once the budget slot is granted, just before sending
 
     def _token_stale(self, ahead: float = 0.0) -> bool:
@@ -252,7 +291,7 @@ class NepseClient:
 
     async def _slot(self) -> float | None:
         """Wait for a budget slot; returns when it started (STARTED_AT, for a slot taken in a task of its own)."""
-        change = await self.budget.acquire(self._sleep_unless_stopped)
+        change = await self.budget.acquire(self._stop_watcher.sleep)
         if change is not None:
             self._on_rate_change(change)
         return STARTED_AT.get()

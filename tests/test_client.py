@@ -11,6 +11,7 @@ import pytest
 from aiohttp import web
 
 from etl import api
+from etl import client as client_module
 from etl.budget import HostBudget, HostLedger
 from etl.client import NepseClient, StopRequested, retry_after_seconds
 from etl.failures import FetchError
@@ -191,6 +192,27 @@ def test_a_stop_drops_the_requests_still_waiting_for_their_budget_slot(run_clien
     assert outcomes[0] == [1]
     assert all(isinstance(outcome, StopRequested) for outcome in outcomes[1:]), outcomes
     assert server.count("/api/nots/data") == 2
+
+
+def test_one_watcher_looks_at_the_stop_flag_however_many_requests_wait(run_client, make_budget,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ten requests queue behind a 10/s budget for about a second. The flag is looked at by one watcher every
+    STOP_POLL_S and once as each request begins, not by every waiting request every STOP_POLL_S (which looked
+    ~500 times here: the ten waits add up to ~5 s)."""
+    monkeypatch.setattr(client_module, "STOP_POLL_S", 0.01)
+    server = Server()
+    server.app.router.add_get("/api/nots/data", handler(lambda r: web.json_response([1])))
+    looks: list[float] = []
+
+    async def ten(client: NepseClient) -> list:
+        return await asyncio.gather(*[client.get_json("/api/nots/data") for _ in range(10)])
+
+    began = time.monotonic()
+    assert run_client(server, ten, make_budget(10, 1, 60), stop_check=lambda: looks.append(1) and False,
+                      concurrency=10) == [[1]] * 10
+    elapsed = time.monotonic() - began
+    assert elapsed > 0.9  # eleven starts (the token's and ten) at 10/s
+    assert len(looks) <= elapsed / 0.01 + 2 * 10 + 20
 
 
 def test_a_401_right_after_a_fresh_token_is_an_auth_failure_with_its_own_advice(run_client) -> None:
