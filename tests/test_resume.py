@@ -58,9 +58,10 @@ def test_sigkill_mid_extract_then_rerun_resumes(tmp_path: Path, simulator: Simul
     process = start_cli(*args, *SLOW, cwd=tmp_path)
     _wait_for_files(output, after_files)
     children = psutil.Process(process.pid).children(recursive=True)
+    assert any("forkserver" in " ".join(child.cmdline()) for child in children)  # the default start method
     process.send_signal(signal.SIGKILL)
     process.communicate(timeout=30)
-    # No orphan keeps fetching after the run that started it is gone.
+    # No orphan keeps fetching after the run that started it (the fork server included) is gone.
     _gone, alive = psutil.wait_procs(children, timeout=10)
     assert not alive, [p.cmdline() for p in alive]
 
@@ -76,16 +77,16 @@ def test_sigkill_mid_extract_then_rerun_resumes(tmp_path: Path, simulator: Simul
     assert not list(output.rglob("*.tmp"))
 
 
-def test_a_sigkilled_run_under_a_fork_server_leaves_no_process_behind(tmp_path: Path, simulator: SimulatorProcess,
-                                                                        sim_data: SimData, start_cli) -> None:
-    """The fork server exits once the run is gone, and its children with it (each drops its copy of the run's
-    'alive' pipe, which kept the server, the log manager and every type's process running before)."""
+def test_a_sigkilled_run_under_spawn_leaves_no_process_behind(tmp_path: Path, simulator: SimulatorProcess,
+                                                               sim_data: SimData, start_cli) -> None:
+    """The default start method is a fork server (the kill tests above); under spawn, each type's process and the
+    log manager are the run's own children, and go with it too."""
     output = tmp_path / "out"
-    process = start_cli(*_args(simulator, _symbols(sim_data), output), *SLOW, "--start-method", "forkserver",
-                        cwd=tmp_path)
+    process = start_cli(*_args(simulator, _symbols(sim_data), output), *SLOW, "--start-method", "spawn", cwd=tmp_path)
     _wait_for_files(output, 3)
     children = psutil.Process(process.pid).children(recursive=True)
-    assert any("forkserver" in " ".join(child.cmdline()) for child in children)
+    assert any("spawn_main" in " ".join(child.cmdline()) for child in children)
+    assert not any("forkserver" in " ".join(child.cmdline()) for child in children)
     process.send_signal(signal.SIGKILL)
     process.communicate(timeout=30)  # no survivor holds the run's stdout open
     _gone, alive = psutil.wait_procs(children, timeout=10)
@@ -159,8 +160,10 @@ def test_a_worker_killed_under_the_pool_is_reported_not_waited_for(tmp_path: Pat
     output = tmp_path / "out"
     process = start_cli(*_args(simulator, _symbols(sim_data), output), *SLOW, cwd=tmp_path)
     _wait_for_files(output, 4)
-    workers = [child for child in psutil.Process(process.pid).children()
-               if "spawn_main" in " ".join(child.cmdline())]
+    # Under spawn the workers are the run's children; under a fork server, the fork server's.
+    workers = [child for child in psutil.Process(process.pid).children(recursive=True)
+               if "spawn_main" in " ".join(child.cmdline())
+               or ("forkserver" in " ".join(child.cmdline()) and child.ppid() != process.pid)]
     victim = max(workers, key=lambda child: child.pid)  # the manager starts first; pool workers after it
     victim.kill()
     stdout, stderr = process.communicate(timeout=120)

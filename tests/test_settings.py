@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from datetime import timedelta
 from pathlib import Path
 
@@ -28,6 +29,15 @@ def test_defaults() -> None:
     assert settings.tls_verify is True
     since, until = settings.window
     assert until == nepal_today() and since == until - timedelta(days=365)
+
+
+def test_the_start_method_is_a_fork_server_where_the_platform_has_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert resolve([]).start_method == "forkserver"  # Linux, where the tests run
+    assert resolve(["--start-method", " Spawn "]).start_method == "spawn"
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])  # as on Windows
+    assert resolve([]).start_method == "spawn"
+    with pytest.raises(ConfigError, match="forkserver is not available on this platform; choose spawn"):
+        resolve(["--start-method", "forkserver"])
 
 
 def test_precedence_dotenv_then_environment_then_flags(tmp_path: Path) -> None:
