@@ -305,7 +305,7 @@ def _member_hammer(budget: HostBudget, index: int, count: int, results) -> None:
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_four_processes_never_exceed_the_host_rate(method: str, tmp_path: Path) -> None:
     ctx = multiprocessing.get_context(method)
-    budget = HostBudget(max_rps=20, floor_rps=2, recover_after_s=10, ctx=ctx, state_file=tmp_path / "b.bin")
+    budget = HostBudget(max_rps=40, floor_rps=2, recover_after_s=10, ctx=ctx, state_file=tmp_path / "b.bin")
     results = ctx.Queue()
     processes = [ctx.Process(target=_member_hammer, args=(budget, index, 30, results)) for index in range(4)]
     for process in processes:
@@ -315,10 +315,10 @@ def test_four_processes_never_exceed_the_host_rate(method: str, tmp_path: Path) 
         process.join(10)
     every = [t for per_process in starts.values() for t in per_process]
     assert len(every) == 120
-    assert max_in_window(every) <= 20
-    # 120 starts at 20/s need 119 intervals of ~1/20 s: the budget is used, not wasted (the upper bound is
+    assert max_in_window(every) <= 40
+    # 120 starts at 40/s need 119 intervals of ~1/40 s: the budget is used, not wasted (the upper bound is
     # loose: on a loaded machine a process may wake late; the virtual-time tests check the pace exactly).
-    assert 119 / 20 <= max(every) - min(every) <= 1.5 * 119 * 1.03 / 20
+    assert 119 / 40 <= max(every) - min(every) <= 1.5 * 119 * 1.03 / 40
 
 
 def test_two_runs_on_one_host_keep_to_the_smaller_budget(tmp_path: Path) -> None:
@@ -401,30 +401,25 @@ def test_the_state_file_is_per_host_and_an_unusable_directory_is_one_clear_error
 def test_two_concurrent_cli_runs_on_one_host_stay_within_one_budget(tmp_path: Path, simulator: SimulatorProcess,
                                                                     some_symbols: list[str], table_rows,
                                                                     start_cli) -> None:
-    """A cron run overlapping a manual one: different outputs, one server, --max-rps 5 each. (Two types and
-    fork keep the test's own CPU load low: the simulator stamps each arrival when its loop gets to it.)"""
+    """A cron run overlapping a manual one: different outputs, one server, --max-rps 10 each. (Two types and
+    fork keep the test's own CPU load low.)"""
     simulator.reset_stats()
     symbols = some_symbols[:6]
     args = ["--base-url", simulator.base_url, "--symbols", ",".join(symbols), "--types", "prices,profiles",
-            "--max-rps", "5", "--pacing", "0", "--start-method", "fork", "--extract-only", "--quiet"]
+            "--max-rps", "10", "--pacing", "0", "--start-method", "fork", "--no-report", "--quiet"]
     runs = [start_cli(*args, "--output", str(tmp_path / name), cwd=tmp_path, stderr=subprocess.STDOUT)
             for name in ("cron", "manual")]
     outputs = [run.communicate(timeout=120)[0] for run in runs]
     assert [run.returncode for run in runs] == [0, 0], outputs
     stats = simulator.stats()
     gaps = [round(later - earlier, 3) for earlier, later in zip(stats["starts"], stats["starts"][1:], strict=False)]
-    assert stats["max_starts_per_1s"] <= 5, gaps
+    assert stats["max_starts_per_1s"] <= 10, gaps
     reports = [json.loads(next((tmp_path / name / "runs").glob("*.json")).read_text()) for name in ("cron", "manual")]
     first, second = reports
     assert first["started_at"] <= second["finished_at"] and second["started_at"] <= first["finished_at"]  # overlapped
     calls = sum(report["company_list_requests"] + sum(t["requests"] for t in report["types"].values())
                 for report in reports)
     assert stats["requests"] == calls
-    loads = [start_cli("--load-only", "--types", "prices,profiles", "--output", str(tmp_path / name), cwd=tmp_path)
-             for name in ("cron", "manual")]  # both at once: nothing is measured any more
-    for load in loads:
-        output, errors = load.communicate(timeout=120)
-        assert load.returncode == 0, output + errors
     cron, manual = ({table: table_rows(tmp_path / name / "nepse.db", table) for table in ("prices", "profiles")}
                     for name in ("cron", "manual"))
     assert cron == manual and len(cron["prices"]) > 500 and len(cron["profiles"]) == len(symbols)

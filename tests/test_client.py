@@ -166,13 +166,13 @@ class ExpiringTokens(Server):
 
 @pytest.mark.alone
 def test_the_token_is_taken_after_the_budget_slot_so_a_long_wait_cannot_stale_it(run_client, make_budget) -> None:
-    """Eight requests queue ~1.6 s for their slots behind a 5/s budget; tokens live 0.6 s."""
-    server = ExpiringTokens(lifetime=0.6)
+    """Eight requests queue ~0.8 s for their slots behind a 10/s budget; tokens live 0.3 s."""
+    server = ExpiringTokens(lifetime=0.3)
 
     async def many(client: NepseClient) -> list:
         return await asyncio.gather(*[client.get_json("/api/nots/data") for _ in range(8)])
 
-    assert run_client(server, many, make_budget(5, 1, 60), concurrency=8, max_attempts=2) == [[1]] * 8
+    assert run_client(server, many, make_budget(10, 1, 60), concurrency=8, max_attempts=2) == [[1]] * 8
     assert server.count(api.PROVE_PATH) <= 8  # one renewal per request at worst, not a storm
 
 

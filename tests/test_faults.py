@@ -10,7 +10,7 @@ import pytest
 from etl.simulator import SimConfig, SimData, SimulatorProcess
 
 RETRY_FAST = ["--backoff-base", "0.05", "--backoff-cap", "0.5", "--max-attempts", "10", "--recover-after", "2"]
-BUDGET = 20
+BUDGET = 40
 CONCURRENCY = 3
 # The run whose pace the simulator measures; a run that only gives content or counts goes at the suite's FAST.
 MEASURED = ("--max-rps", str(BUDGET), "--pacing", "0.05", "--concurrency", str(CONCURRENCY))
