@@ -222,10 +222,22 @@ def cli_env() -> Callable[..., dict[str, str]]:
     return _clean_env
 
 
-@pytest.fixture(scope="session")
-def start_cli() -> Callable[..., subprocess.Popen]:
-    """``start_cli(*args, cwd=..., env_extra=None, **popen)``: the CLI started, not waited for."""
-    return _start_cli
+@pytest.fixture
+def start_cli() -> Iterator[Callable[..., subprocess.Popen]]:
+    """``start_cli(*args, cwd=..., env_extra=None, **popen)``: the CLI started, not waited for. One still running
+    when the test ends (its `communicate` timed out, an assertion failed first) is killed then, not left behind
+    to load the machine under the tests that follow (its processes go with it, as with any killed run)."""
+    started: list[subprocess.Popen] = []
+
+    def start(*args: str, **options: Any) -> subprocess.Popen:
+        started.append(_start_cli(*args, **options))
+        return started[-1]
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=30)
 
 
 @pytest.fixture(scope="session")

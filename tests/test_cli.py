@@ -340,15 +340,15 @@ def test_extract_only_never_touches_the_database(tmp_path: Path, simulator: Simu
 
 
 def test_a_lock_taken_during_the_extract_still_ends_with_a_summary_and_a_report(tmp_path: Path,
+                                                                                simulator: SimulatorProcess,
                                                                                 sim_data: SimData, fast, sim_seed,
                                                                                 run_cli, start_cli) -> None:
     output = tmp_path / "out"
-    symbols = ",".join(_symbols(sim_data, 3))
+    args = ["--symbols", ",".join(_symbols(sim_data, 3)), "--types", "profiles", "--output", str(output), *fast]
+    assert run_cli("--base-url", simulator.base_url, *args, cwd=tmp_path).returncode == 0  # the database exists
     with SimulatorProcess(SimConfig(seed=sim_seed, n_companies=120, latency_median_s=0.4)) as slow:
-        args = ["--base-url", slow.base_url, "--symbols", symbols, "--types", "profiles", "--output", str(output),
-                *fast]
-        assert run_cli(*args, cwd=tmp_path).returncode == 0
-        process = start_cli(*args, "--db-busy-timeout", "0.2", cwd=tmp_path)  # not SQLite's 5 s wait
+        process = start_cli("--base-url", slow.base_url, *args, "--db-busy-timeout", "0.2",  # not SQLite's 5 s
+                            cwd=tmp_path)
         company_list = output / "raw" / "securities" / "securities.parquet"
         listed = company_list.stat().st_mtime_ns
         deadline = time.monotonic() + 60

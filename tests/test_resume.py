@@ -15,6 +15,8 @@ from etl.simulator import SimData, SimulatorProcess
 # Slow enough that each kill lands mid-extract with seconds to spare (the ~86 requests of a run take ~7 s; the
 # signals come after 3 to 30 files), and no slower: the run killed under the pool goes on to its end at it.
 SLOW = ["--max-rps", "12", "--pacing", "0.1"]
+# The run whose worker is killed goes on to its end: twice SLOW still leaves the victim seconds of work.
+HALF_SLOW = ["--max-rps", "24", "--pacing", "0.05"]
 
 
 def _symbols(sim_data: SimData) -> list[str]:
@@ -158,7 +160,7 @@ def test_daily_rerun_fetches_only_new_days(tmp_path: Path, simulator: SimulatorP
 def test_a_worker_killed_under_the_pool_is_reported_not_waited_for(tmp_path: Path, simulator: SimulatorProcess,
                                                                    sim_data: SimData, start_cli) -> None:
     output = tmp_path / "out"
-    process = start_cli(*_args(simulator, _symbols(sim_data), output), *SLOW, cwd=tmp_path)
+    process = start_cli(*_args(simulator, _symbols(sim_data), output), *HALF_SLOW, cwd=tmp_path)
     _wait_for_files(output, 4)
     # Under spawn the workers are the run's children; under a fork server, the fork server's.
     workers = [child for child in psutil.Process(process.pid).children(recursive=True)
