@@ -49,7 +49,7 @@ from etl.events import (
 from etl.exitcodes import EXIT_INTERRUPTED, EXIT_OK
 from etl.failures import advice_for
 from etl.logs import PARENT_LABEL, printable
-from etl.report import exit_code_of, exit_meaning, failed_companies
+from etl.report import exit_code_of, exit_meaning, failed_companies, not_loaded_note
 
 MODES = ("live", "plain", "quiet")
 HOST_ROW = "all types"
@@ -515,7 +515,9 @@ def render_summary(report: Mapping[str, Any], console: Console) -> None:
         print_verbatim(console, line)
     for line in summary_lines(types):
         print_verbatim(console, line)
-    for title, key in (("Database", "database"), ("Run report", "report_path"), ("Log", "log_path")):
+    not_loaded = not_loaded_note(report)
+    print_verbatim(console, f"Database: {report.get('database') or '-'}" + (f" ({not_loaded})" if not_loaded else ""))
+    for title, key in (("Run report", "report_path"), ("Log", "log_path")):
         print_verbatim(console, f"{title}: {report.get(key) or '-'}")
     code = exit_code_of(report)
     print_verbatim(console, f"Exit code: {code} ({exit_meaning(code)})")

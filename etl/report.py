@@ -111,6 +111,14 @@ def exit_meaning(code: int) -> str:
     return EXIT_MEANINGS.get(code, "error")
 
 
+def not_loaded_note(report: Mapping[str, Any] | None) -> str | None:
+    """For a run that extracted only: what it left the database, and how to load it; None for any other run."""
+    if not report or not (report.get("arguments") or {}).get("extract_only"):
+        return None
+    return ("not loaded by this run, which extracted only (--extract-only): its data waits in the raw zone; "
+            "--load-only loads it")
+
+
 def write_report(report: dict[str, Any], runs_dir: Path) -> Path:
     runs_dir.mkdir(parents=True, exist_ok=True)
     path = runs_dir / f"{report['run_id']}.json"

@@ -323,7 +323,8 @@ def test_extract_only_never_touches_the_database(tmp_path: Path, simulator: Simu
     output = tmp_path / "out"
     args = ["--base-url", simulator.base_url, "--symbols", _symbols(sim_data, 1)[0], "--types", "profiles",
             "--output", str(output), *fast]
-    assert run_cli(*args, cwd=tmp_path).returncode == 0
+    first = run_cli(*args, cwd=tmp_path)
+    assert first.returncode == 0 and f"Database: {output / 'nepse.db'}\n" in first.stdout
     db = output / "nepse.db"
     before = db.read_bytes()
     holder = sqlite3.connect(db, isolation_level=None)
@@ -337,6 +338,8 @@ def test_extract_only_never_touches_the_database(tmp_path: Path, simulator: Simu
     assert "Traceback" not in result.stdout + result.stderr
     assert db.read_bytes() == before
     assert len(list((output / "runs").glob("*.json"))) == 2
+    assert f"Database: {db} (not loaded by this run, which extracted only (--extract-only): its data waits in " \
+           "the raw zone; --load-only loads it)" in result.stdout
 
 
 def test_a_lock_taken_during_the_extract_still_ends_with_a_summary_and_a_report(tmp_path: Path,

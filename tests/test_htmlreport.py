@@ -15,8 +15,9 @@ import pytest
 from etl.datatypes.prices import PRICES
 from etl.datatypes.securities import SECURITIES
 from etl.eventlog import EventRecorder, event_line, events_path, read_events
-from etl.htmlreport import REPORT_NAME, build_html_report, charts, gather
+from etl.htmlreport import REPORT_NAME, build_html_report, charts, database_section, gather
 from etl.load import ensure_quarantine_table, ensure_table, open_database
+from etl.report import not_loaded_note
 from etl.settings import resolve_settings
 
 START, END = date(2025, 1, 1), date(2025, 3, 31)
@@ -231,6 +232,19 @@ def test_retry_commands_fetch_only_what_failed_and_are_valid_flags() -> None:
 
 
 # ---- the database at a glance
+
+
+@pytest.mark.parametrize("has_database", [True, False])
+def test_after_an_extract_only_run_the_database_section_says_it_was_not_loaded(
+        market: sqlite3.Connection, tmp_path: Path, has_database: bool) -> None:
+    extract_only = not_loaded_note({"arguments": {"extract_only": True}})
+    assert extract_only is not None and "--load-only" in extract_only
+    assert not_loaded_note({"arguments": {"extract_only": False}}) is None and not_loaded_note(None) is None
+    connection = market if has_database else None
+    said = database_section(connection, tmp_path / "nepse.db", extract_only).html_before
+    assert "The database was not loaded by this run, which extracted only (--extract-only)" in said
+    assert "not loaded" not in database_section(connection, tmp_path / "nepse.db").html_before
+
 
 
 def test_database_glance_covers_every_table_with_its_date_range(market: sqlite3.Connection, tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ import polars as pl
 from etl.eventlog import events_path, read_events
 from etl.htmlreport import charts, gather
 from etl.htmlreport.page import Section, facts, note, render_page, table
+from etl.report import not_loaded_note
 
 REPORT_NAME = "report.html"
 RUN_TABLE_COLUMNS = {
@@ -61,7 +62,7 @@ def build_html_report(output: Path, run_report: Mapping[str, Any] | None = None)
             run_section(report, runs_dir),
             coverage_section(connection),
             quality_section(connection, report),
-            database_section(connection, db_path),
+            database_section(connection, db_path, not_loaded_note(report)),
         ]
     subtitle = (f"run {report['run_id']}, finished {report.get('finished_at', '?')}" if report
                 else "no run recorded yet")
@@ -141,14 +142,17 @@ def quality_section(connection: sqlite3.Connection | None, report: Mapping[str, 
     return section
 
 
-def database_section(connection: sqlite3.Connection | None, db_path: Path) -> Section:
+def database_section(connection: sqlite3.Connection | None, db_path: Path, not_loaded: str | None = None) -> Section:
+    """`not_loaded`: what the run left the database, when it did not load (report.not_loaded_note)."""
     section = Section("database", "The database at a glance")
+    if not_loaded is not None:
+        section.html_before = note(f"The database was {not_loaded}.")
     if connection is None:
         section.html_after = note(f"No database at {db_path} yet.")
         return section
     glance = gather.database_glance(connection)
-    section.html_before = facts({"file": str(db_path), "size": _megabytes(gather.database_size(db_path)),
-                                "tables": str(glance.height), "rows": f"{int(glance['rows'].sum()):,}"})
+    section.html_before += facts({"file": str(db_path), "size": _megabytes(gather.database_size(db_path)),
+                                  "tables": str(glance.height), "rows": f"{int(glance['rows'].sum()):,}"})
     section.html_after += table(glance, headers={"date_column": "date column"}, numeric=["rows"])
     return section
 
