@@ -127,7 +127,8 @@ async def _list_scopes(context: RunContext, budget: HostBudget, scopes: list[Sco
     await tls.complete_chain(context.settings, budget)
     async with NepseClient(ClientConfig.from_settings(context.settings), budget) as client:
         try:
-            context.token_scheme = await wasm_auth.prepare(client, context.settings.output)
+            context.token_scheme = await wasm_auth.prepare(client, context.settings.output,
+                                                            context.settings.budget_state_dir)
             client.use_token_scheme(context.token_scheme)
             for scope in scopes:
                 assert scope.list_units is not None

@@ -244,7 +244,7 @@ SPECS: tuple[SettingSpec, ...] = (
                 "or as an HTTP date) may ask for; a request asked to wait longer fails at once, with the server's "
                 "value in the message", "politeness", metavar="S"),
     SettingSpec("state_dir", parse_path, "where runs on this machine share each host's budget (one small "
-                "locked file per API host)", "politeness", metavar="DIR",
+                "locked file per API host) and the site's css.wasm modules", "politeness", metavar="DIR",
                 default="$XDG_CACHE_HOME/nepse-etl, else ~/.cache/nepse-etl", example="~/.cache/nepse-etl"),
     # Guards against a broken server, and internals
     SettingSpec("page_size", parse_positive_int, "rows asked per page of a daily history, prices or indices (500 "

@@ -4,7 +4,8 @@ NEPSE inserts five junk characters into each token it hands out, at positions it
 with a small WebAssembly module. The formula in `etl/api.py` matches today's module, but the scheme
 has changed before; running the module itself keeps working when it changes again. At the start of
 a run the parent fetches the module (through the host budget), loads it, compares it with the
-formula, caches it by content hash under `<output>/state/css-wasm/` and runs it for the extract processes
+formula, caches it by content hash under `<output>/state/css-wasm/` (and in the machine's state directory, for
+a new output to fall back on) and runs it for the extract processes
 too: each asks the parent over a pipe (`PositionsServer`, `RemotePositions`) for the positions of the salts
 it was given, so no extract process loads wasmtime (~17 MB of memory and its import time each).
 
@@ -15,6 +16,7 @@ WebAssembly text without network or a checked-in binary.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import random
 import time
@@ -240,19 +242,28 @@ def cache_dir(output: Path) -> Path:
     return output / "state" / "css-wasm"
 
 
-async def prepare(client: NepseClient, output: Path) -> TokenScheme:
+def machine_cache_dir(state_dir: Path) -> Path:
+    """Every output's runs on this machine cache the modules here too: a new output directory still has the
+    site's last module to fall back on."""
+    return state_dir / "css-wasm"
+
+
+async def prepare(client: NepseClient, output: Path, state_dir: Path | None = None) -> TokenScheme:
     """Fetch, check and cache the site's css.wasm; say once if the built-in formula must be used."""
+    caches = [cache_dir(output)] + ([machine_cache_dir(state_dir)] if state_dir is not None else [])
     try:
         wasm = await client.get_asset(api.CSS_WASM_PATH, MAX_WASM_BYTES)
         source = WasmPositions(wasm)
         disagreement = first_disagreement(source)
     except FetchError as error:
         return _fallback(f"css.wasm could not be fetched from {client.base_url}{api.CSS_WASM_PATH} "
-                         f"({error.describe()})", cache_dir(output))
+                         f"({error.describe()})", caches)
     except (WasmUnusable, ValueError) as exc:
-        return _fallback(f"css.wasm from {client.base_url}{api.CSS_WASM_PATH} does not load ({exc})",
-                         cache_dir(output))
-    path = _save(wasm, source.sha256, cache_dir(output))
+        return _fallback(f"css.wasm from {client.base_url}{api.CSS_WASM_PATH} does not load ({exc})", caches)
+    path = _save(wasm, source.sha256, caches[0])
+    for shared in caches[1:]:
+        with contextlib.suppress(OSError):  # a copy for other outputs: this run has what it needs
+            _save(wasm, source.sha256, shared)
     if disagreement is not None:
         logger.warning(f"css.wasm {source.sha256[:16]} places the token junk characters differently from the "
                        "built-in formula (NEPSE has changed its scheme): following css.wasm")
@@ -260,11 +271,11 @@ async def prepare(client: NepseClient, output: Path) -> TokenScheme:
     return TokenScheme(path)
 
 
-def _fallback(reason: str, cache: Path) -> TokenScheme:
+def _fallback(reason: str, caches: Sequence[Path]) -> TokenScheme:
     """The module an earlier run cached, newest first, when one still loads; else the built-in formula.
     The site's scheme changes rarely, and its last module is a better guess than a formula written for an
     older one."""
-    for path in _cached_newest_first(cache):
+    for path in _cached_newest_first(caches):
         try:
             source = WasmPositions(path.read_bytes())
             first_disagreement(source)  # runs every export: a module that traps is passed over here
@@ -279,12 +290,14 @@ def _fallback(reason: str, cache: Path) -> TokenScheme:
     return scheme
 
 
-def _cached_newest_first(cache: Path) -> list[Path]:
+def _cached_newest_first(caches: Sequence[Path]) -> list[Path]:
     """The cached modules, the one the site served most recently first (`_save` dates each on every serve)."""
-    try:
-        dated = [(path.stat().st_mtime, path) for path in cache.glob("*.wasm") if path.is_file()]
-    except OSError:
-        return []
+    dated: list[tuple[float, Path]] = []
+    for cache in caches:
+        try:
+            dated += [(path.stat().st_mtime, path) for path in cache.glob("*.wasm") if path.is_file()]
+        except OSError:
+            continue
     return [path for _, path in sorted(dated, reverse=True)]
 
 

@@ -33,6 +33,7 @@ from etl.wasm_auth import (
     WasmUnusable,
     cache_dir,
     first_disagreement,
+    machine_cache_dir,
     prepare,
 )
 from tests.fake_nepse import Server, handler
@@ -135,11 +136,12 @@ def _cached(directory: Path, wasm: bytes, days_ago: float) -> Path:
     return path
 
 
-def _prepare_logged(run_client, server: Server, output: Path) -> tuple[TokenScheme, list[str]]:
+def _prepare_logged(run_client, server: Server, output: Path,
+                    state_dir: Path | None = None) -> tuple[TokenScheme, list[str]]:
     messages: list[str] = []
     sink = logger.add(lambda message: messages.append(message.record["message"]), level="INFO")
     try:
-        scheme = run_client(server, lambda client: prepare(client, output))
+        scheme = run_client(server, lambda client: prepare(client, output, state_dir))
     finally:
         logger.remove(sink)
     return scheme, [message for message in messages if "css.wasm" in message]
@@ -181,6 +183,20 @@ def test_a_module_the_site_serves_again_is_dated_anew_in_the_cache(tmp_path: Pat
     scheme, _ = _prepare_logged(run_client, _serving(served), tmp_path)
     assert scheme.wasm_path == path and not scheme.reason
     assert time.time() - path.stat().st_mtime < 60  # its age, if the site later fails, counts from today
+
+
+def test_a_new_output_falls_back_on_the_module_a_run_for_another_output_cached_on_this_machine(
+        tmp_path: Path, run_client) -> None:
+    state = tmp_path / "state"
+    served = web.Response(body=css_wasm.build(ROTATED), content_type="application/wasm")
+    first, _ = _prepare_logged(run_client, _serving(served), tmp_path / "daily", state)
+    assert first.wasm_path is not None and first.wasm_path.parent == cache_dir(tmp_path / "daily")
+    shared = machine_cache_dir(state) / first.wasm_path.name
+    assert shared.read_bytes() == css_wasm.build(ROTATED)
+    scheme, notes = _prepare_logged(run_client, _serving(None), tmp_path / "new", state)
+    assert scheme.wasm_path == shared and "css.wasm could not be fetched" in scheme.reason
+    assert len(notes) == 1 and "using the css.wasm cached 0 minutes ago" in notes[0], notes
+    assert not cache_dir(tmp_path / "new").exists()  # nothing was served: nothing new to cache
 
 
 @pytest.mark.parametrize(("scheme", "hint"), [
@@ -376,9 +392,11 @@ def test_without_the_wasm_todays_table_works_on_the_formula_and_says_so_once(tmp
     assert not (tmp_path / "out" / "state" / "css-wasm").exists()
 
 
-def test_without_the_wasm_a_rotated_table_works_on_a_cached_copy_and_says_so_once(tmp_path: Path, sim_seed, run_cli,
-                                                                                  fast) -> None:
-    _cached(cache_dir(tmp_path / "out"), css_wasm.build(ROTATED), days_ago=2)
+@pytest.mark.parametrize("cached_by", ["this output", "another output"])
+def test_without_the_wasm_a_rotated_table_works_on_a_cached_copy_and_says_so_once(
+        tmp_path: Path, sim_seed, run_cli, fast, isolated_budget_state: Path, cached_by: str) -> None:
+    cache = cache_dir(tmp_path / "out") if cached_by == "this output" else machine_cache_dir(isolated_budget_state)
+    _cached(cache, css_wasm.build(ROTATED), days_ago=2)
     result, log = _run(run_cli, fast, SimConfig(seed=sim_seed, n_companies=40, junk_table=ROTATED,
                                                 css_wasm_blocked=True), tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
