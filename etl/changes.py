@@ -7,7 +7,6 @@ replacing it (a small file, already at hand for the incremental merge), so a dai
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 
 from etl.datatypes import REGISTRY
-from etl.datatypes.base import DataType, Row
+from etl.datatypes.base import DataType, Row, comparable
 from etl.events import count_noun
 
 MAX_CHANGE_LINES = 12  # a whole market changes every day: the rest is in the run report
@@ -63,15 +62,7 @@ def compare(previous: pa.Table | None, fresh: pa.Table, data_type: DataType, key
 
 
 def _values(row: Row, columns: list[str]) -> tuple:
-    return tuple(_comparable(row.get(column)) for column in columns)
-
-
-def _comparable(value: Any) -> Any:
-    """The value, with a NaN (which equals nothing, itself included) as a marker that equals itself."""
-    return _NAN if isinstance(value, float) and math.isnan(value) else value
-
-
-_NAN = ("NaN",)
+    return comparable(row.get(column) for column in columns)
 
 
 UNITS = ("company or index", "companies or indices")

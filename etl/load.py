@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from loguru import logger
 
-from etl.datatypes.base import FETCHED_AT, REJECT_REASON, DataType, any_of, values_text
+from etl.datatypes.base import FETCHED_AT, REJECT_REASON, DataType, any_of, comparable, values_text
 from etl.diskspace import disk_full_message
 from etl.errors import DatabaseNotUsable
 from etl.issues import (
@@ -390,9 +390,9 @@ def _conflicting_copies(passed: pl.DataFrame, data_type: DataType) -> pl.DataFra
     for key_values, copies in repeated.group_by(key, maintain_order=True):
         records = copies.select(values).to_dicts()
         stored = records[-1]
-        texts = [json.dumps(record, default=str) for record in records]  # as text, a NaN equals itself
-        others = [record for index, (record, text) in enumerate(zip(records, texts, strict=True))
-                  if text != texts[-1] and text not in texts[:index]]
+        seen = [comparable(record.values()) for record in records]
+        others = [record for index, (record, values) in enumerate(zip(records, seen, strict=True))
+                  if values != seen[-1] and values not in seen[:index]]
         if others:
             detail = (f"{len(others) + 1} different copies in one answer; stored "
                       f"{json.dumps(stored, default=str)}; not stored: {json.dumps(others, default=str)}")

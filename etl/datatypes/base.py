@@ -287,6 +287,15 @@ def to_float(value: Any, field_name: str) -> float | None:
     return number
 
 
+def comparable(values: Iterable[Any]) -> tuple:
+    """The values, each NaN (which equals nothing, itself included) replaced by a marker that equals itself: two
+    answers that both carry a NaN in a field agree on it."""
+    return tuple(_NAN if isinstance(value, float) and math.isnan(value) else value for value in values)
+
+
+_NAN = ("NaN",)
+
+
 def to_int(value: Any, field_name: str) -> int | None:
     number = to_float(value, field_name)
     if number is None:
