@@ -72,6 +72,12 @@ class StopWatcher:
             self._task.cancel()
             self._task = None
 
+    def check(self) -> None:
+        """Raise StopRequested if a stop has been requested, looking at the flag itself (not waiting for the
+        watcher's next look): before a request starts."""
+        if self.stopped or (self._stop_check is not None and self._stop_check()):
+            raise StopRequested()
+
     async def _watch(self) -> None:
         assert self._stop_check is not None
         while not self._stop_check():
@@ -163,7 +169,6 @@ class NepseClient:
         self.pacer = ProcessPacer(config.concurrency, config.pacing)
         self.policy = RetryPolicy(config.max_attempts, config.backoff_base, config.backoff_cap)
         self.stats = ClientStats()
-        self._stop_check = stop_check or (lambda: False)
         self._stop_watcher = StopWatcher(stop_check)
         self._on_rate_change = on_rate_change or _log_rate_change
         self._strain = StrainDetector()
@@ -365,8 +370,7 @@ class NepseClient:
     async def _request(self, method: str, path: str, *, params: dict[str, Any] | None,
                        validate: BodyCheck | None, refusals: _FreshRefusals) -> Any:
         """One authenticated start; `refusals` is the call's, kept across its retries."""
-        if self._stop_check():
-            raise StopRequested()
+        self._stop_watcher.check()
         assert self._session is not None, "use NepseClient as an async context manager"
         with self.budget.asking():
             async with self.pacer:
@@ -384,8 +388,7 @@ class NepseClient:
     async def _send_paced(self, method: str, path: str, params: dict[str, Any] | None,
                           headers: dict[str, str] | None) -> bytes:
         """One unauthenticated start (a static file of the site)."""
-        if self._stop_check():
-            raise StopRequested()
+        self._stop_watcher.check()
         assert self._session is not None, "use NepseClient as an async context manager"
         with self.budget.asking():
             async with self.pacer:
